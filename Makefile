@@ -1,0 +1,50 @@
+# Build, test and demo entry points. Every target installs what it needs itself.
+
+PREFECT3_VERSION := 3.9.1
+PREFECT2_VERSION := 2.20.27
+VENV3 := .venv/prefect3
+VENV2 := .venv/prefect2
+PYTHON ?= python3
+
+export PREFECT_ACI_TEST_VENV3 := $(abspath $(VENV3))
+export PREFECT_ACI_TEST_VENV2 := $(abspath $(VENV2))
+
+.PHONY: all build test demo venv tools lint clean
+
+all: build
+
+build:
+	cargo build --all-targets
+
+# A stamp file per version makes the venvs reusable between runs and rebuilt when a
+# pinned version changes.
+$(VENV3)/.installed-$(PREFECT3_VERSION):
+	rm -rf $(VENV3)
+	$(PYTHON) -m venv $(VENV3)
+	$(VENV3)/bin/pip install --quiet --disable-pip-version-check 'prefect==$(PREFECT3_VERSION)'
+	touch $@
+
+$(VENV2)/.installed-$(PREFECT2_VERSION):
+	rm -rf $(VENV2)
+	$(PYTHON) -m venv $(VENV2)
+	$(VENV2)/bin/pip install --quiet --disable-pip-version-check 'prefect==$(PREFECT2_VERSION)'
+	touch $@
+
+venv: $(VENV3)/.installed-$(PREFECT3_VERSION) $(VENV2)/.installed-$(PREFECT2_VERSION)
+
+tools:
+	@true
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+test: venv tools lint
+	cargo test --all-targets
+
+demo: $(VENV3)/.installed-$(PREFECT3_VERSION)
+	bash deploy/demo/demo.sh
+
+clean:
+	cargo clean
+	rm -rf .venv

@@ -1,0 +1,1 @@
+//! Azure Resource Manager client for container groups, Azure identity and throttling.

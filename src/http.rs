@@ -1,0 +1,1 @@
+//! HTTP server for health, readiness and metrics.

@@ -1,0 +1,1 @@
+//! Prefect REST API client and models.

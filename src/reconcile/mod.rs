@@ -1,0 +1,1 @@
+//! The reconcile loop: snapshot, pure planner and executor.

@@ -1,0 +1,1 @@
+//! Job-template rendering and the ACI job configuration.
