@@ -2,6 +2,7 @@
 
 PREFECT3_VERSION := 3.9.1
 PREFECT2_VERSION := 2.20.27
+PREFECT_AZURE_VERSION := 0.4.13
 VENV3 := .venv/prefect3
 VENV2 := .venv/prefect2
 PYTHON ?= python3
@@ -16,12 +17,13 @@ all: build
 build:
 	cargo build --all-targets
 
-# A stamp file per version makes the venvs reusable between runs and rebuilt when a
+# prefect-azure provides the Python worker's `azure-container-instance` type, so tests can
+# create pools exactly as its users do. A stamp file per version makes the venvs reusable between runs and rebuilt when a
 # pinned version changes.
-$(VENV3)/.installed-$(PREFECT3_VERSION):
+$(VENV3)/.installed-$(PREFECT3_VERSION)-azure-$(PREFECT_AZURE_VERSION):
 	rm -rf $(VENV3)
 	$(PYTHON) -m venv $(VENV3)
-	$(VENV3)/bin/pip install --quiet --disable-pip-version-check 'prefect==$(PREFECT3_VERSION)'
+	$(VENV3)/bin/pip install --quiet --disable-pip-version-check 'prefect==$(PREFECT3_VERSION)' 'prefect-azure==$(PREFECT_AZURE_VERSION)'
 	touch $@
 
 $(VENV2)/.installed-$(PREFECT2_VERSION):
@@ -30,7 +32,7 @@ $(VENV2)/.installed-$(PREFECT2_VERSION):
 	$(VENV2)/bin/pip install --quiet --disable-pip-version-check 'prefect==$(PREFECT2_VERSION)'
 	touch $@
 
-venv: $(VENV3)/.installed-$(PREFECT3_VERSION) $(VENV2)/.installed-$(PREFECT2_VERSION)
+venv: $(VENV3)/.installed-$(PREFECT3_VERSION)-azure-$(PREFECT_AZURE_VERSION) $(VENV2)/.installed-$(PREFECT2_VERSION)
 
 tools:
 	@true
@@ -42,7 +44,7 @@ lint:
 test: venv tools lint
 	cargo test --all-targets
 
-demo: $(VENV3)/.installed-$(PREFECT3_VERSION)
+demo: $(VENV3)/.installed-$(PREFECT3_VERSION)-azure-$(PREFECT_AZURE_VERSION)
 	bash deploy/demo/demo.sh
 
 clean:

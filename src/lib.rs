@@ -4,6 +4,7 @@
 
 pub mod arm;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod emulator;
 pub mod http;
