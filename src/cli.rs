@@ -246,20 +246,20 @@ pub struct RenderArgs {
     pub pool: String,
 
     /// Deployment, as `<flow name>/<deployment name>` or its id.
-    #[arg(long, short = 'd')]
+    #[arg(long, short = 'd', env = "PREFECT_ACI_DEPLOYMENT")]
     pub deployment: String,
 
     /// Flow run whose job variables are applied on top of the deployment's.
-    #[arg(long)]
+    #[arg(long, env = "PREFECT_ACI_FLOW_RUN")]
     pub flow_run: Option<String>,
 
     /// Extra job variables as a JSON object, applied last, as a flow run's would be.
-    #[arg(long)]
+    #[arg(long, env = "PREFECT_ACI_JOB_VARIABLES")]
     pub job_variables: Option<String>,
 
     /// Location for the container group. When not set, the resource group's location is read
     /// from ARM; if that fails, the ARM expression `[resourceGroup().location]` is printed.
-    #[arg(long)]
+    #[arg(long, env = "PREFECT_ACI_LOCATION")]
     pub location: Option<String>,
 
     /// Worker name used in the attribution variables.
