@@ -94,7 +94,11 @@ pub struct AzureArgs {
     pub arm_endpoint: Option<String>,
 
     /// ARM api-version for container group calls (2026-05-01 or 2025-09-01).
-    #[arg(long, env = "PREFECT_ACI_ARM_API_VERSION", default_value = "2026-05-01")]
+    #[arg(
+        long,
+        env = "PREFECT_ACI_ARM_API_VERSION",
+        default_value = "2026-05-01"
+    )]
     pub arm_api_version: String,
 
     /// Credential used for ARM tokens.
@@ -131,7 +135,11 @@ pub struct AzureArgs {
     pub arm_write_burst: u32,
 
     /// ARM write tokens refilled per second, per subscription and region.
-    #[arg(long, env = "PREFECT_ACI_ARM_WRITES_PER_SECOND", default_value_t = 10.0)]
+    #[arg(
+        long,
+        env = "PREFECT_ACI_ARM_WRITES_PER_SECOND",
+        default_value_t = 10.0
+    )]
     pub arm_writes_per_second: f64,
 
     /// ARM delete requests allowed in a burst, per subscription and region.
@@ -139,7 +147,11 @@ pub struct AzureArgs {
     pub arm_delete_burst: u32,
 
     /// ARM delete tokens refilled per second, per subscription and region.
-    #[arg(long, env = "PREFECT_ACI_ARM_DELETES_PER_SECOND", default_value_t = 10.0)]
+    #[arg(
+        long,
+        env = "PREFECT_ACI_ARM_DELETES_PER_SECOND",
+        default_value_t = 10.0
+    )]
     pub arm_deletes_per_second: f64,
 
     /// Container group creates allowed per 5 minutes, per subscription and region (ACI quota).
@@ -168,7 +180,12 @@ pub struct StartArgs {
 
     /// Work queue of the pool to poll; repeat for several. All of the pool's queues when
     /// none is given.
-    #[arg(long = "work-queue", short = 'q', env = "PREFECT_ACI_WORK_QUEUES", value_delimiter = ',')]
+    #[arg(
+        long = "work-queue",
+        short = 'q',
+        env = "PREFECT_ACI_WORK_QUEUES",
+        value_delimiter = ','
+    )]
     pub work_queues: Vec<String>,
 
     /// Worker name shown in Prefect. It identifies which runs this worker owns, so keep it
@@ -218,12 +235,20 @@ pub struct StartArgs {
 
     /// Seconds a tagged container group without an active flow run is kept before it is
     /// deleted as an orphan.
-    #[arg(long, env = "PREFECT_ACI_ORPHAN_GRACE_SECONDS", default_value_t = 300.0)]
+    #[arg(
+        long,
+        env = "PREFECT_ACI_ORPHAN_GRACE_SECONDS",
+        default_value_t = 300.0
+    )]
     pub orphan_grace_seconds: f64,
 
     /// Seconds the worker waits, after a container exited with code 0, for the flow run to
     /// reach a final state before marking it Crashed.
-    #[arg(long, env = "PREFECT_ACI_FINAL_STATE_GRACE_SECONDS", default_value_t = 60.0)]
+    #[arg(
+        long,
+        env = "PREFECT_ACI_FINAL_STATE_GRACE_SECONDS",
+        default_value_t = 60.0
+    )]
     pub final_state_grace_seconds: f64,
 
     /// Maximum number of actions (ARM or Prefect calls for different flow runs) in flight at

@@ -13,3 +13,4 @@ pub mod prefect;
 pub mod reconcile;
 pub mod telemetry;
 pub mod template;
+pub mod worker;

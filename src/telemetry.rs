@@ -12,7 +12,9 @@ const DEFAULT_FILTER: &str = "info";
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The `--log-level` value is not a valid `tracing` filter directive.
-    #[error("invalid --log-level {value:?}: {source}; use a level such as `info` or a directive such as `prefect_aci_worker=debug,info`")]
+    #[error(
+        "invalid --log-level {value:?}: {source}; use a level such as `info` or a directive such as `prefect_aci_worker=debug,info`"
+    )]
     InvalidFilter {
         value: String,
         #[source]
@@ -29,7 +31,9 @@ pub fn init(args: &LoggingArgs) -> Result<(), TelemetryError> {
                 source,
             })?
         }
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)),
+        None => {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+        }
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,1 +1,2 @@
 //! The reconcile loop: snapshot, pure planner and executor.
+pub mod logs;

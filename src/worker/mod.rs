@@ -1,0 +1,4 @@
+//! The running worker: the reconcile loop's IO side (snapshots, the executor, log shipping),
+//! heartbeats, and shutdown.
+
+pub mod shutdown;
