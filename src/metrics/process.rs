@@ -38,6 +38,7 @@ impl ProcessCollector {
         };
         // Linux reports 100 ticks and 4 KiB pages on every common platform, the fallback
         // when sysconf fails.
+        #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
         Self {
             clock_ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
             page_size_bytes: if page > 0 { i64::from(page) } else { 4096 },
