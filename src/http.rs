@@ -1,8 +1,8 @@
 //! HTTP server for health, readiness and metrics.
 //!
-//! `/healthz` returns 200 while the reconcile loop keeps ticking, `/readyz` returns 200 once
+//! `/healthz` returns 200 while the reconcile loop keeps ticking. `/readyz` returns 200 once
 //! the worker has reached Prefect, read its work pool, obtained an ARM token and finished
-//! one reconcile pass, and `/metrics` returns the registry in the OpenMetrics text format.
+//! one reconcile pass. `/metrics` returns the registry in the OpenMetrics text format.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -176,8 +176,8 @@ async fn shutdown_stops_server() {
 
 #[tokio::test]
 async fn bind_error_names_address() {
-    let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = taken.local_addr().expect("local addr");
+    let occupied = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = occupied.local_addr().expect("local addr");
     let error = http::bind(addr).await.expect_err("address in use");
     assert!(error.to_string().contains(&addr.to_string()), "{error}");
 }
