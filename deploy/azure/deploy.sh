@@ -9,9 +9,10 @@
 # Usage: deploy.sh [--dry-run] [--config FILE]
 #   --config FILE  shell file of KEY=VALUE lines (see sample.env); the environment also works
 #   --dry-run      print every command instead of running it; needs only bash
-set -euo pipefail
+
 # The jq programs below are single-quoted on purpose: jq, not the shell, expands their $names.
 # shellcheck disable=SC2016
+set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd)"
