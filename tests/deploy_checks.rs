@@ -441,3 +441,27 @@ fn worker_template_probes_and_secret() {
     let identity = &template["resources"][0]["identity"];
     assert_eq!(identity["type"], "UserAssigned");
 }
+
+#[test]
+fn dockerfile_runs_nonroot_release_binary() {
+    let dockerfile = read("deploy/docker/Dockerfile");
+    let stages = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .count();
+    assert_eq!(stages, 2, "expected a builder and a runtime stage");
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(dockerfile.contains("FROM gcr.io/distroless/cc-debian12:nonroot"));
+    assert!(dockerfile.contains("\nUSER nonroot:nonroot\n"));
+    assert!(dockerfile.contains("\nEXPOSE 8080\n"));
+}
+
+#[test]
+fn deploy_script_is_executable() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(repo().join("deploy/azure/deploy.sh"))
+        .expect("deploy.sh exists")
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o111, 0, "deploy.sh mode {mode:o} is not executable");
+}
