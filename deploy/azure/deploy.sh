@@ -109,7 +109,7 @@ capture() {
   fi
 }
 
-# Succeeds when a read-only az query finds the resource. In dry-run mode it prints the
+# Succeeds when a read-only query finds the resource. In dry-run mode it prints the
 # query and reports "missing", so the output shows the full create sequence.
 exists() {
   show "$@"
