@@ -32,7 +32,7 @@ $(VENV2)/.installed-$(PREFECT2_VERSION):
 
 venv: $(VENV3)/.installed-$(PREFECT3_VERSION) $(VENV2)/.installed-$(PREFECT2_VERSION)
 
-# shellcheck and promtool (Debian package prometheus) for tests/deploy_checks.rs. Installs
+# shellcheck and promtool (Debian package prometheus) for tests/deploy_checks/. Installs
 # with apt-get only what is missing, and uses sudo when not root.
 tools:
 	@missing=""; \

@@ -4,20 +4,24 @@
 //! `/proc` keep their conventional unprefixed names (`process_*`). Labels are bounded sets:
 //! never a flow run id, a container group name or a message.
 
+mod labels;
 mod process;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+
+use labels::{
+    BuildLabels, HeaderLabels, KindLabels, OperationLabels, PhaseLabels, ReasonLabels,
+    RequestLabels, ResultLabels, StatusLabel, ThrottledLabels,
+};
 
 /// Prefix of every family the worker defines, in the style of controller-runtime.
 pub const PREFIX: &str = "prefect_aci_worker";
@@ -56,73 +60,6 @@ impl Api {
             Api::Arm => "arm",
         }
     }
-}
-
-impl EncodeLabelValue for Api {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(self.as_str())
-    }
-}
-
-/// HTTP status of a finished request. `None` (a transport error or a timeout) is encoded
-/// as `error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct StatusLabel(Option<u16>);
-
-impl EncodeLabelValue for StatusLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        match self.0 {
-            Some(code) => write!(encoder, "{code}"),
-            None => encoder.write_str("error"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RequestLabels {
-    operation: &'static str,
-    status: StatusLabel,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct OperationLabels {
-    operation: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ThrottledLabels {
-    api: Api,
-    operation: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ResultLabels {
-    result: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct KindLabels {
-    kind: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PhaseLabels {
-    phase: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HeaderLabels {
-    header: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct BuildLabels {
-    version: &'static str,
 }
 
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
