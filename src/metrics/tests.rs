@@ -10,9 +10,9 @@ fn recorded_once() -> Arc<Metrics> {
     metrics.record_cancelled();
     metrics.set_groups_by_phase(&[("running", 3), ("creating", 1)]);
     metrics.record_orphan_deleted();
-    metrics.observe_prefect_request("read_flow_runs", Some(200), Duration::from_millis(12));
-    metrics.observe_arm_request("get_container_group", None, Duration::from_secs(2));
-    metrics.record_throttled(Api::Arm, "list_container_groups");
+    metrics.observe_prefect_request("read_work_pool", Some(200), Duration::from_millis(12));
+    metrics.observe_arm_request("get", None, Duration::from_secs(2));
+    metrics.record_throttled(Api::Arm, "list");
     metrics.set_arm_ratelimit_remaining("subscription-reads", 249);
     metrics.observe_start_delay(Duration::from_secs(45));
     metrics.set_oldest_waiting(Duration::from_secs(90));
@@ -96,11 +96,11 @@ fn reconcile_result_and_error_kind() {
 fn request_status_none_is_error() {
     let text = recorded_once().encode();
     let arm = samples(&text, "prefect_aci_worker_arm_requests_total");
-    let expected = r#"prefect_aci_worker_arm_requests_total{operation="get_container_group",status="error"} 1"#;
+    let expected = r#"prefect_aci_worker_arm_requests_total{operation="get",status="error"} 1"#;
     assert_eq!(arm, [expected]);
     let prefect = samples(&text, "prefect_aci_worker_prefect_requests_total");
     let expected =
-        r#"prefect_aci_worker_prefect_requests_total{operation="read_flow_runs",status="200"} 1"#;
+        r#"prefect_aci_worker_prefect_requests_total{operation="read_work_pool",status="200"} 1"#;
     assert_eq!(prefect, [expected]);
 }
 
@@ -108,7 +108,7 @@ fn request_status_none_is_error() {
 fn throttled_labels_name_api() {
     let text = recorded_once().encode();
     let throttled = samples(&text, "prefect_aci_worker_throttled_requests_total");
-    let expected = r#"prefect_aci_worker_throttled_requests_total{api="arm",operation="list_container_groups"} 1"#;
+    let expected = r#"prefect_aci_worker_throttled_requests_total{api="arm",operation="list"} 1"#;
     assert_eq!(throttled, [expected]);
 }
 

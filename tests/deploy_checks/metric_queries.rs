@@ -22,9 +22,9 @@ fn exported() -> (BTreeSet<String>, BTreeSet<String>) {
     metrics.record_cancelled();
     metrics.set_groups_by_phase(&[("running", 1)]);
     metrics.record_orphan_deleted();
-    metrics.observe_prefect_request("read_flow_runs", Some(200), Duration::from_millis(5));
-    metrics.observe_arm_request("get_container_group", Some(200), Duration::from_millis(5));
-    metrics.record_throttled(Api::Arm, "get_container_group");
+    metrics.observe_prefect_request("read_work_pool", Some(200), Duration::from_millis(5));
+    metrics.observe_arm_request("get", Some(200), Duration::from_millis(5));
+    metrics.record_throttled(Api::Arm, "get");
     metrics.set_arm_ratelimit_remaining("subscription-reads", 100);
     metrics.observe_start_delay(Duration::from_secs(30));
     metrics.set_oldest_waiting(Duration::from_secs(3));
