@@ -33,8 +33,8 @@ const RECONCILE_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// Bucket bounds of the request latency histograms. ARM writes and long polls take
-/// seconds, and Prefect reads take milliseconds, so the buckets span both.
+/// Bucket bounds of the request latency histograms. ARM writes take seconds and Prefect
+/// reads take milliseconds, so the buckets span both.
 const REQUEST_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -65,8 +65,8 @@ impl Api {
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 type SecondsGauge = Gauge<f64, AtomicU64>;
 
-/// The worker's metric registry and families. Every method is cheap and lock-free apart
-/// from the first use of a label set, so callers record from any task.
+/// The worker's metric registry and families. Recording is cheap from any task: a family
+/// with labels takes a read lock, and a write lock only on the first use of a label set.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -358,7 +358,7 @@ impl Metrics {
     }
 
     /// Replaces the container group counts by phase. A phase missing from `counts` is
-    /// removed from the output, so pass every phase the worker knows, zeros included.
+    /// removed from the output, so pass every phase the worker tracks, zeros included.
     pub fn set_groups_by_phase(&self, counts: &[(&'static str, i64)]) {
         self.groups_by_phase.clear();
         for &(phase, count) in counts {
