@@ -34,8 +34,18 @@ $(VENV2)/.installed-$(PREFECT2_VERSION):
 
 venv: $(VENV3)/.installed-$(PREFECT3_VERSION)-azure-$(PREFECT_AZURE_VERSION) $(VENV2)/.installed-$(PREFECT2_VERSION)
 
+# shellcheck and promtool (Debian package prometheus) for tests/deploy_checks/. Installs
+# with apt-get only what is missing, and uses sudo when not root.
 tools:
-	@true
+	@missing=""; \
+	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		echo "installing$$missing with apt-get"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
 
 lint:
 	cargo fmt --check
