@@ -12,7 +12,9 @@ use super::watch::{fetch_logs, read};
 /// last logs, delete or stop the group until it is gone, then release the slot.
 pub(super) fn final_run(ctx: &Ctx, case: &Case, mem: &RunMemory) -> Option<Action> {
     match case.group {
-        Presence::Listed(_) | Presence::Found => remove_group(ctx, case, mem, CleanupCause::RunFinal),
+        Presence::Listed(_) | Presence::Found => {
+            remove_group(ctx, case, mem, CleanupCause::RunFinal)
+        }
         Presence::NotListed => read(case),
         Presence::Gone => release(case),
         // No group was ever requested for this run.
@@ -46,16 +48,23 @@ pub(super) fn cancelling_run(ctx: &Ctx, case: &Case, mem: &RunMemory) -> Option<
 /// A stopped group (`keep_container_group`) whose container terminated counts as done.
 fn remove_group(ctx: &Ctx, case: &Case, mem: &RunMemory, cause: CleanupCause) -> Option<Action> {
     let keep = keep_container_group(case, mem);
-    if mem.job.stream_output && !mem.final_logs_fetched && !mem.cleanup_sent() {
-        if let Some(logs) = fetch_logs(case, mem, true) {
-            return Some(logs);
-        }
+    if mem.job.stream_output
+        && !mem.final_logs_fetched
+        && !mem.cleanup_sent()
+        && let Some(logs) = fetch_logs(case, mem, true)
+    {
+        return Some(logs);
     }
     if keep && container_terminated(mem) && cause == CleanupCause::RunFinal {
         return release(case);
     }
     if ctx.due(mem.last_cleanup_at, ctx.settings.cleanup_retry_interval) {
-        return Some(cleanup_action(case.id, case.group_ref()?.clone(), cause, keep));
+        return Some(cleanup_action(
+            case.id,
+            case.group_ref()?.clone(),
+            cause,
+            keep,
+        ));
     }
     // A stopped group stays listed, so only a GET shows that the stop took effect.
     let read_due = mem
@@ -94,7 +103,11 @@ pub(super) fn missing_run(
     let delete = ctx.elapsed(watch.first_seen, ctx.settings.orphan_grace)
         && ctx.due(watch.last_delete_at, ctx.settings.cleanup_retry_interval);
     let next = OrphanWatch {
-        last_delete_at: if delete { Some(ctx.now()) } else { watch.last_delete_at },
+        last_delete_at: if delete {
+            Some(ctx.now())
+        } else {
+            watch.last_delete_at
+        },
         ..watch
     };
     orphans.insert(view.group.clone(), next);
@@ -152,8 +165,7 @@ fn cancelled(case: &Case) -> Action {
     Action::CancelRun(CancelRun {
         flow_run_id: case.id,
         reason: CancelReason::Requested,
-        message: "Flow run cancelled: its container group was removed by the worker."
-            .to_string(),
+        message: "Flow run cancelled: its container group was removed by the worker.".to_string(),
     })
 }
 

@@ -18,19 +18,29 @@ pub fn explain_exit_code(code: i64) -> &'static str {
             "The container group disappeared before its flow container reported an exit code."
         }
         1 => "The process ended with a general error; the flow run logs show the exception.",
-        125 => "The container runtime could not start the container; check the image and \
-                entrypoint.",
+        125 => {
+            "The container runtime could not start the container; check the image and \
+                entrypoint."
+        }
         126 => "The command was found but could not be executed; check its permissions.",
         127 => "The command was not found in the image; check the entrypoint and PATH.",
-        137 => "The process was killed (SIGKILL), most likely because it ran out of memory; \
-                raise the memory job variable.",
-        143 => "The process was stopped with SIGTERM, as on a cancellation or a stop of the \
-                container group.",
-        247 => "The process was stopped for using too much memory; raise the memory job \
-                variable.",
+        137 => {
+            "The process was killed (SIGKILL), most likely because it ran out of memory; \
+                raise the memory job variable."
+        }
+        143 => {
+            "The process was stopped with SIGTERM, as on a cancellation or a stop of the \
+                container group."
+        }
+        247 => {
+            "The process was stopped for using too much memory; raise the memory job \
+                variable."
+        }
         STATUS_CONTROL_C_EXIT => "The process was stopped by Ctrl+C or Ctrl+Break.",
-        _ => "The exit code is not one this worker knows; check the flow run and container \
-              logs.",
+        _ => {
+            "The exit code is not one this worker knows; check the flow run and container \
+              logs."
+        }
     }
 }
 
@@ -58,7 +68,9 @@ mod tests {
     #[test]
     fn message_names_code_and_cause() {
         let message = crash_message(137);
-        assert!(message.starts_with("Flow run infrastructure exited with non-zero status code 137. "));
+        assert!(
+            message.starts_with("Flow run infrastructure exited with non-zero status code 137. ")
+        );
         assert!(message.contains("out of memory"));
     }
 

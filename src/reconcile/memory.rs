@@ -79,6 +79,10 @@ pub struct GroupRead {
 
 /// What a GET of a container group returned.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "memory holds one read per run, so boxing saves nothing worth the indirection"
+)]
 pub enum ReadOutcome {
     Found(GroupDetail),
     /// ARM returned 404.
@@ -135,7 +139,12 @@ pub struct RunMemory {
 impl RunMemory {
     /// Creates the memory of a run whose Pending proposal was just accepted.
     pub fn claimed(at: OffsetDateTime, group_name: String) -> Self {
-        Self::new(Phase::Claimed { at }, group_name, None, JobOptions::default())
+        Self::new(
+            Phase::Claimed { at },
+            group_name,
+            None,
+            JobOptions::default(),
+        )
     }
 
     /// Creates the memory of a run taken up without a claim of ours: after a restart, or
@@ -239,7 +248,12 @@ impl RunMemory {
     }
 
     /// Records a successful log fetch.
-    pub fn record_logs(&mut self, cursor: Option<LogCursor>, final_fetch: bool, at: OffsetDateTime) {
+    pub fn record_logs(
+        &mut self,
+        cursor: Option<LogCursor>,
+        final_fetch: bool,
+        at: OffsetDateTime,
+    ) {
         if cursor.is_some() {
             self.log_cursor = cursor;
         }

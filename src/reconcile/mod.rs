@@ -28,7 +28,7 @@ pub use memory::{
 pub use plan::{Plan, plan};
 pub use settings::PlannerSettings;
 pub use snapshot::{
-    ArmErrorView, ArmView, ContainerEvent, ContainerState, ContainerView, FlowRunView,
-    GroupDetail, GroupRef, GroupTags, GroupView, ProvisioningState, ResourceGroupScope,
-    ScheduledRun, Snapshot, StateType, WorkerHeartbeat, WorkerIdentity,
+    ArmErrorView, ArmView, ContainerEvent, ContainerState, ContainerView, FlowRunView, GroupDetail,
+    GroupRef, GroupTags, GroupView, ProvisioningState, ResourceGroupScope, ScheduledRun, Snapshot,
+    StateType, WorkerHeartbeat, WorkerIdentity,
 };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::action::{Action, AdoptRun, CancelReason, CancelRun, ClaimRun, CreateGroup, CrashRun};
+use super::action::{Action, AdoptRun, CancelReason, CancelRun, ClaimRun, CrashRun, CreateGroup};
 use super::cleanup;
 use super::memory::{Memory, OrphanWatch, RunMemory};
 use super::naming::{container_group_name, parse_infrastructure_pid};
@@ -217,9 +217,7 @@ fn ownership(ctx: &Ctx, case: &Case, run: &FlowRunView) -> Ownership {
         Some(name) if ctx.worker_alive(name, run.state_timestamp) => Ownership::NotOurs,
         Some(_) => Ownership::TakeOver,
         None if case.mem.is_some() => Ownership::Ours,
-        None if ctx.elapsed(run.state_timestamp, ctx.settings.lease_period) => {
-            Ownership::TakeOver
-        }
+        None if ctx.elapsed(run.state_timestamp, ctx.settings.lease_period) => Ownership::TakeOver,
         None => Ownership::NotOurs,
     }
 }
@@ -307,7 +305,9 @@ fn plan_claims(ctx: &Ctx, planned: &[Action]) -> Vec<Action> {
         let known = ctx.memory.runs.contains_key(&scheduled.id)
             || ctx.runs.contains_key(&scheduled.id)
             || planned_ids.contains(&scheduled.id)
-            || claims.iter().any(|a: &Action| a.flow_run_id() == scheduled.id);
+            || claims
+                .iter()
+                .any(|a: &Action| a.flow_run_id() == scheduled.id);
         if known {
             continue;
         }
@@ -333,7 +333,12 @@ fn slots_used(ctx: &Ctx) -> usize {
         .groups
         .iter()
         .filter(|(id, _)| !ctx.memory.runs.contains_key(id))
-        .filter(|(_, view)| view.tags.worker_name.as_deref().is_some_and(|n| ctx.is_us(n)))
+        .filter(|(_, view)| {
+            view.tags
+                .worker_name
+                .as_deref()
+                .is_some_and(|n| ctx.is_us(n))
+        })
         .filter(|(id, _)| {
             ctx.runs
                 .get(id)

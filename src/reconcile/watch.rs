@@ -74,10 +74,10 @@ fn watch_group(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> Op
                 message: crash_message(exit_code),
             }));
         }
-        Phase::Provisioning { since } => {
-            if !provisioned(case, detail) && ctx.elapsed(since, mem.job.task_start_timeout) {
-                return Some(start_timeout(case, mem));
-            }
+        Phase::Provisioning { since }
+            if !provisioned(case, detail) && ctx.elapsed(since, mem.job.task_start_timeout) =>
+        {
+            return Some(start_timeout(case, mem));
         }
         _ => {}
     }
@@ -121,7 +121,9 @@ fn read_due(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> bool 
 
 /// Plans a log read while `stream_output` is on and the container has started.
 fn stream_logs(ctx: &Ctx, case: &Case, mem: &RunMemory) -> Option<Action> {
-    if !mem.job.stream_output || !matches!(mem.phase, Phase::Running { .. } | Phase::Terminated { .. }) {
+    if !mem.job.stream_output
+        || !matches!(mem.phase, Phase::Running { .. } | Phase::Terminated { .. })
+    {
         return None;
     }
     if !ctx.due(mem.last_logs_at, ctx.settings.log_interval) {
