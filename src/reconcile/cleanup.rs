@@ -74,21 +74,25 @@ fn remove_group(ctx: &Ctx, case: &Case, mem: &RunMemory, cause: CleanupCause) ->
     if keep && read_due { read(case) } else { None }
 }
 
-/// Plans a group whose flow run is missing from Prefect: release our memory when the group
-/// is gone, and delete an orphan with our tags after the grace period. A group kept with
+/// Plans a group whose flow run is missing from the pool's active and recent runs: release
+/// our memory when the group is gone, and delete an orphan with our tags after the grace
+/// period (at once when the run is scheduled again). A group kept with
 /// `keep_container_group`, or owned by another live worker, is left alone.
 pub(super) fn missing_run(
     ctx: &Ctx,
     case: &Case,
     orphans: &mut BTreeMap<GroupRef, OrphanWatch>,
 ) -> Option<Action> {
-    if case.mem.is_some_and(|m| m.in_flight) {
-        return None;
-    }
+    let in_flight = case.mem.is_some_and(|m| m.in_flight);
     let Presence::Listed(view) = case.group else {
-        return case.mem.and_then(|_| release(case));
+        return case.mem.filter(|_| !in_flight).and_then(|_| release(case));
     };
-    if view.tags.keep_container_group || owned_by_live_worker(ctx, view) {
+    // A run sent back to Scheduled (a retry) needs its old group gone before the create
+    // under the same name, so that group is deleted at once, even a kept one: otherwise the
+    // retry could never start.
+    let rescheduled = ctx.is_scheduled(case.id);
+    let kept = view.tags.keep_container_group && !rescheduled;
+    if kept || owned_by_live_worker(ctx, view) {
         return None;
     }
     let watch = ctx
@@ -100,7 +104,8 @@ pub(super) fn missing_run(
             first_seen: ctx.now(),
             last_delete_at: None,
         });
-    let delete = ctx.elapsed(watch.first_seen, ctx.settings.orphan_grace)
+    let delete = !in_flight
+        && (rescheduled || ctx.elapsed(watch.first_seen, ctx.settings.orphan_grace))
         && ctx.due(watch.last_delete_at, ctx.settings.cleanup_retry_interval);
     let next = OrphanWatch {
         last_delete_at: if delete {
@@ -111,7 +116,12 @@ pub(super) fn missing_run(
         ..watch
     };
     orphans.insert(view.group.clone(), next);
-    delete.then(|| cleanup_action(case.id, view.group.clone(), CleanupCause::Orphan, false))
+    let cause = if rescheduled {
+        CleanupCause::RunFinal
+    } else {
+        CleanupCause::Orphan
+    };
+    delete.then(|| cleanup_action(case.id, view.group.clone(), cause, false))
 }
 
 fn owned_by_live_worker(ctx: &Ctx, view: &GroupView) -> bool {

@@ -181,6 +181,20 @@ impl<'a> Ctx<'a> {
     fn is_us(&self, name: &str) -> bool {
         name == self.snapshot.worker.worker_name
     }
+
+    /// True when another worker of the pool heartbeat within the lease period.
+    fn other_worker_alive(&self) -> bool {
+        self.snapshot
+            .heartbeats
+            .iter()
+            .filter(|h| !self.is_us(&h.name))
+            .any(|h| !self.elapsed(h.last_heartbeat, self.settings.lease_period))
+    }
+
+    /// True when the run is in this tick's scheduled list.
+    pub fn is_scheduled(&self, id: Uuid) -> bool {
+        self.snapshot.scheduled.iter().any(|s| s.id == id)
+    }
 }
 
 impl Case<'_> {
@@ -205,8 +219,8 @@ enum Ownership {
 
 /// Decides who owns a run. The `prefect.worker.name` label decides; without it the group's
 /// worker tag; without both, our memory. A run claimed moments ago by a worker that has not
-/// set its label yet looks ownerless, so an ownerless run waits a lease period before we
-/// take it.
+/// set its label yet looks ownerless, so an ownerless run is taken only after a lease period
+/// and only when no other worker of the pool is alive to own it.
 fn ownership(ctx: &Ctx, case: &Case, run: &FlowRunView) -> Ownership {
     let tag_owner = match case.group {
         Presence::Listed(view) => view.tags.worker_name.as_deref(),
@@ -217,7 +231,11 @@ fn ownership(ctx: &Ctx, case: &Case, run: &FlowRunView) -> Ownership {
         Some(name) if ctx.worker_alive(name, run.state_timestamp) => Ownership::NotOurs,
         Some(_) => Ownership::TakeOver,
         None if case.mem.is_some() => Ownership::Ours,
-        None if ctx.elapsed(run.state_timestamp, ctx.settings.lease_period) => Ownership::TakeOver,
+        None if ctx.elapsed(run.state_timestamp, ctx.settings.lease_period)
+            && !ctx.other_worker_alive() =>
+        {
+            Ownership::TakeOver
+        }
         None => Ownership::NotOurs,
     }
 }
@@ -302,8 +320,11 @@ fn plan_claims(ctx: &Ctx, planned: &[Action]) -> Vec<Action> {
     let mut used = slots_used(ctx);
     let mut claims = Vec::new();
     for scheduled in &ctx.snapshot.scheduled {
+        // A group left from an earlier attempt is removed first (see `cleanup`), so the
+        // create under the same name starts a fresh group.
         let known = ctx.memory.runs.contains_key(&scheduled.id)
             || ctx.runs.contains_key(&scheduled.id)
+            || ctx.groups.contains_key(&scheduled.id)
             || planned_ids.contains(&scheduled.id)
             || claims
                 .iter()

@@ -214,3 +214,10 @@ fn adopted_memory_starts_by_expectation() {
     assert!(matches!(with_group.phase, Phase::Provisioning { .. }));
     assert!(matches!(without.phase, Phase::Claimed { .. }));
 }
+
+#[test]
+fn stale_unlabelled_run_left_to_live_worker() {
+    let run = FlowRunView::pending(id(1)).owned_by(None).state_since(600);
+    let world = World::new().heartbeat(OTHER_WORKER, 5).run(run);
+    assert_eq!(world.action(), None);
+}

@@ -317,3 +317,27 @@ fn missing_run_memory_released() {
         Some(Action::ReleaseSlot { flow_run_id: id(1) })
     );
 }
+
+#[test]
+fn rescheduled_runs_old_group_deleted_at_once() {
+    let world = World::new()
+        .scheduled(crate::reconcile::ScheduledRun::due(id(1)))
+        .group(GroupView::listed(id(1)));
+    let action = world.action();
+    assert_eq!(cleanup_cause(&action), Some(CleanupCause::RunFinal));
+}
+
+#[test]
+fn orphan_watch_survives_in_flight_tick() {
+    let mut mem = watched(1);
+    mem.in_flight = true;
+    let mut world = World::new().group(GroupView::listed(id(1))).mem(id(1), mem);
+    let watch = OrphanWatch {
+        first_seen: ago(400),
+        last_delete_at: None,
+    };
+    world.memory.orphans.insert(group_ref(id(1)), watch);
+    let plan = world.plan();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.orphans.get(&group_ref(id(1))), Some(&watch));
+}

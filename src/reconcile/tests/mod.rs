@@ -4,5 +4,6 @@
 mod builders;
 mod claims;
 mod cleanup;
+mod memory;
 mod property;
 mod watch;
