@@ -341,3 +341,14 @@ fn orphan_watch_survives_in_flight_tick() {
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     assert_eq!(plan.orphans.get(&group_ref(id(1))), Some(&watch));
 }
+
+#[test]
+fn paused_run_group_cleaned_up() {
+    let mem = watched(1).found(GroupDetail::terminated(0), 1);
+    let run = FlowRunView::in_state(id(1), StateType::Paused).with_pid();
+    let world = World::new()
+        .run(run)
+        .group(GroupView::listed(id(1)))
+        .mem(id(1), mem);
+    assert_eq!(cleanup_cause(&world.action()), Some(CleanupCause::RunFinal));
+}
