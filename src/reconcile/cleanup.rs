@@ -74,9 +74,9 @@ fn remove_group(ctx: &Ctx, case: &Case, mem: &RunMemory, cause: CleanupCause) ->
     if keep && read_due { read(case) } else { None }
 }
 
-/// Plans a group whose flow run is missing from the pool's active and recent runs: release
-/// our memory when the group is gone, and delete an orphan with our tags after the grace
-/// period (at once when the run is scheduled again). A group kept with
+/// Plans a group whose flow run is missing from the pool's active and recent runs. Our
+/// memory is released when the group is gone. An orphan with our tags is deleted after the
+/// grace period, or at once when its run is scheduled again. A group kept with
 /// `keep_container_group`, or owned by another live worker, is left alone.
 pub(super) fn missing_run(
     ctx: &Ctx,
@@ -87,14 +87,16 @@ pub(super) fn missing_run(
     let Presence::Listed(view) = case.group else {
         return case.mem.filter(|_| !in_flight).and_then(|_| release(case));
     };
+
     // A run sent back to Scheduled (a retry) needs its old group gone before the create
-    // under the same name, so that group is deleted at once, even a kept one: otherwise the
-    // retry could never start.
+    // under the same name. That group is deleted at once, even a kept one, because the
+    // retry could never start otherwise.
     let rescheduled = ctx.is_scheduled(case.id);
-    let kept = view.tags.keep_container_group && !rescheduled;
-    if kept || owned_by_live_worker(ctx, view) {
+    let keep_requested = view.tags.keep_container_group && !rescheduled;
+    if keep_requested || owned_by_live_worker(ctx, view) {
         return None;
     }
+
     let watch = ctx
         .memory
         .orphans
@@ -107,6 +109,7 @@ pub(super) fn missing_run(
     let delete = !in_flight
         && (rescheduled || ctx.elapsed(watch.first_seen, ctx.settings.orphan_grace))
         && ctx.due(watch.last_delete_at, ctx.settings.cleanup_retry_interval);
+
     let next = OrphanWatch {
         last_delete_at: if delete {
             Some(ctx.now())
@@ -116,6 +119,7 @@ pub(super) fn missing_run(
         ..watch
     };
     orphans.insert(view.group.clone(), next);
+
     let cause = if rescheduled {
         CleanupCause::RunFinal
     } else {

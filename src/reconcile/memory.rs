@@ -1,6 +1,6 @@
 //! The worker's memory of each flow run between ticks, updated by the executor from outcomes.
 //!
-//! Memory holds what neither Prefect nor ARM reports: when we sent a create, what the last
+//! Memory records what neither Prefect nor ARM reports: when we sent a create, what the last
 //! GET of a group returned, where the log stream stopped. The executor updates it only
 //! through the `record_*` methods, so the phase transitions live here and are tested here.
 //! After a restart memory is empty and the planner rebuilds it by adopting groups.
@@ -27,7 +27,7 @@ pub struct Memory {
     pub orphans: BTreeMap<GroupRef, OrphanWatch>,
 }
 
-/// How far a run has come, as far as this worker knows.
+/// A run's progress, as this worker last recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// The Pending proposal was accepted; no create was sent yet.
@@ -77,7 +77,7 @@ pub struct GroupRead {
     pub outcome: ReadOutcome,
 }
 
-/// What a GET of a container group returned.
+/// The outcome of a GET of a container group.
 #[derive(Debug, Clone, PartialEq)]
 #[expect(
     clippy::large_enum_variant,
@@ -89,7 +89,7 @@ pub enum ReadOutcome {
     NotFound,
 }
 
-/// Where the log stream of a container stopped: the timestamp of the last line sent and how
+/// The position where a container's log stream stopped: the timestamp of the last line sent and how
 /// many lines carried exactly that timestamp, so a re-read skips them and no line repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogCursor {
@@ -117,7 +117,7 @@ pub struct RunMemory {
     pub phase: Phase,
     /// The deterministic container group name, known from the claim on.
     pub group_name: String,
-    /// Where the group lives, once the job configuration was rendered or a listing showed it.
+    /// The group's coordinates, once the job configuration was rendered or a listing showed it.
     pub group: Option<GroupRef>,
     pub job: JobOptions,
     /// The last GET of the group. Cleared when a create is sent, so a 404 read before the
@@ -278,7 +278,7 @@ impl RunMemory {
         )
     }
 
-    /// The detail of the last GET that found the group.
+    /// Returns the detail of the last GET that found the group.
     pub fn last_detail(&self) -> Option<&GroupDetail> {
         match &self.last_read {
             Some(GroupRead {

@@ -3,7 +3,7 @@
 //! `plan` reads no clock, does no IO and draws no random numbers. It looks at every flow run
 //! that Prefect, ARM or memory mentions, decides at most one action for each, then claims
 //! scheduled runs while under `--limit`. The state table in `docs/architecture.md` lists
-//! every decision; `watch` holds the rules for active runs and `cleanup` those for final,
+//! every decision; `watch` contains the rules for active runs and `cleanup` those for final,
 //! cancelling and orphaned ones.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,7 +77,7 @@ pub(super) enum Presence<'a> {
     /// Its scope was listed and it was not there, and no GET confirmed that yet. Listings
     /// can lag behind creates and deletes, so this alone never crashes a run.
     NotListed,
-    /// Nothing this tick tells.
+    /// This tick shows neither presence nor absence.
     Unknown,
 }
 
@@ -92,8 +92,8 @@ impl<'a> Ctx<'a> {
             if group.tags.work_pool.as_deref() != Some(&snapshot.worker.work_pool_name) {
                 continue;
             }
-            // NOTE: two groups tagged for one run should not exist because the name is
-            // deterministic; if they do, the one named as memory expects wins, else the first.
+            // NOTE: two groups tagged for one run should not exist, because the name is
+            // deterministic. If they do, the one memory names wins, else the first listed.
             let expected = memory.runs.get(&id).map(|m| m.group_name.as_str());
             let replace = expected == Some(group.group.name.as_str());
             if replace || !groups.contains_key(&id) {
@@ -198,7 +198,7 @@ impl<'a> Ctx<'a> {
 }
 
 impl Case<'_> {
-    /// The group's coordinates: from the listing, else from memory.
+    /// Returns the group's coordinates from the listing, else from memory.
     pub fn group_ref(&self) -> Option<&GroupRef> {
         match self.group {
             Presence::Listed(view) => Some(&view.group),
@@ -207,11 +207,11 @@ impl Case<'_> {
     }
 }
 
-/// Who may act on a run.
+/// The right to act on a run.
 enum Ownership {
     /// This worker.
     Ours,
-    /// A worker whose lease expired, or an owner nobody recorded for a lease period.
+    /// Its owner's lease expired, or it had no recorded owner for a lease period.
     TakeOver,
     /// Another live worker, or a claim too recent to judge.
     NotOurs,
@@ -219,8 +219,8 @@ enum Ownership {
 
 /// Decides who owns a run. The `prefect.worker.name` label decides; without it the group's
 /// worker tag; without both, our memory. A run claimed moments ago by a worker that has not
-/// set its label yet looks ownerless, so an ownerless run is taken only after a lease period
-/// and only when no other worker of the pool is alive to own it.
+/// set its label yet looks ownerless. So an ownerless run is taken only after a lease
+/// period, and only when no other worker of the pool is alive to own it.
 fn ownership(ctx: &Ctx, case: &Case, run: &FlowRunView) -> Ownership {
     let tag_owner = match case.group {
         Presence::Listed(view) => view.tags.worker_name.as_deref(),

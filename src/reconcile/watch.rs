@@ -97,9 +97,10 @@ fn provisioned(case: &Case, detail: Option<&GroupDetail>) -> bool {
     listed || detail.is_some_and(|d| d.provisioning_state == ProvisioningState::Succeeded)
 }
 
-/// Decides whether the group's next GET is due: often while it provisions or Prefect does
-/// not yet show the run Running, rarely while the container runs and Prefect shows it alive,
-/// and at once when the listing's provisioning state differs from the last GET.
+/// Decides whether the group's next GET is due. Reads come often while the group provisions
+/// or Prefect does not yet show the run Running, and rarely while the container runs and
+/// Prefect shows it Running. A listing whose provisioning state differs from the last GET
+/// makes the read due at once.
 fn read_due(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> bool {
     let Some(last) = &mem.last_read else {
         return true;

@@ -22,12 +22,12 @@ pub const RESOURCE_GROUP: &str = "rg-1";
 /// The tick's clock in every case, 1,000 s after `T0`.
 pub const NOW: i64 = 1_000;
 
-/// A time `secs` seconds after the fixed origin of every case.
+/// Returns the time `secs` seconds after the fixed origin of every case.
 pub fn at(secs: i64) -> OffsetDateTime {
     datetime!(2026-12-04 08:00 UTC) + time::Duration::seconds(secs)
 }
 
-/// A time `secs` seconds before the tick.
+/// Returns the time `secs` seconds before the tick.
 pub fn ago(secs: i64) -> OffsetDateTime {
     at(NOW - secs)
 }
@@ -52,7 +52,7 @@ pub fn group_ref(run: Uuid) -> GroupRef {
 }
 
 impl FlowRunView {
-    /// A run of ours in `state`, which entered it 10 s ago.
+    /// Builds a run of ours that entered `state_type` 10 s ago.
     pub fn in_state(run: Uuid, state_type: StateType) -> Self {
         Self {
             id: run,
@@ -128,7 +128,7 @@ impl GroupTags {
 }
 
 impl GroupView {
-    /// A listed group of ours, provisioned.
+    /// Builds a provisioned group of ours as a listing shows it.
     pub fn listed(run: Uuid) -> Self {
         Self {
             group: group_ref(run),
@@ -262,7 +262,7 @@ pub struct World {
 }
 
 impl World {
-    /// A tick with nothing in it; the test scope is listed and our worker heartbeats.
+    /// Builds an empty tick in which the test scope is listed and our worker heart-beats.
     pub fn new() -> Self {
         let snapshot = Snapshot {
             now: at(NOW),
@@ -337,7 +337,7 @@ impl World {
         plan(&self.snapshot, &self.memory, &self.settings)
     }
 
-    /// The single action planned, or `None`. Fails when more than one was planned.
+    /// Returns the single action planned, or `None`, and fails when more were planned.
     pub fn action(&self) -> Option<Action> {
         let mut actions = self.plan().actions;
         assert!(

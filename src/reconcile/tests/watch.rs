@@ -39,7 +39,7 @@ fn claimed_run_without_group_is_created() {
 }
 
 #[test]
-fn claimed_run_with_listed_group_is_read_not_created() {
+fn claimed_run_listed_group_read() {
     let world = World::new()
         .run(FlowRunView::pending(id(1)))
         .group(GroupView::listed(id(1)))
