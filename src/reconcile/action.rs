@@ -18,6 +18,12 @@ pub enum Action {
     ReadGroup(ReadGroup),
     /// Read the flow container's log and send the new lines to the flow run's logs.
     FetchLogs(FetchLogs),
+    /// Set the run's `infrastructure_pid`, because it is missing or names another group.
+    SetInfrastructurePid {
+        flow_run_id: Uuid,
+        /// `<flow run id>:<container group name>`.
+        value: String,
+    },
     /// Propose Crashed for the run.
     CrashRun(CrashRun),
     /// Force the run to Cancelled.
@@ -39,6 +45,7 @@ impl Action {
             Self::Adopt(a) => a.flow_run_id,
             Self::ReadGroup(a) => a.flow_run_id,
             Self::FetchLogs(a) => a.flow_run_id,
+            Self::SetInfrastructurePid { flow_run_id, .. } => *flow_run_id,
             Self::CrashRun(a) => a.flow_run_id,
             Self::CancelRun(a) => a.flow_run_id,
             Self::DeleteGroup(a) | Self::StopGroup(a) => a.flow_run_id,
@@ -65,6 +72,7 @@ impl Action {
             Self::Adopt(_) => "adopt",
             Self::ReadGroup(_) => "read_group",
             Self::FetchLogs(_) => "fetch_logs",
+            Self::SetInfrastructurePid { .. } => "set_infrastructure_pid",
             Self::CrashRun(_) => "crash_run",
             Self::CancelRun(_) => "cancel_run",
             Self::DeleteGroup(_) => "delete_group",
@@ -84,9 +92,11 @@ pub struct ClaimRun {
 
 /// A container group to create. The executor renders the job configuration (an invalid one
 /// is recorded with `RunMemory::record_failure`), GETs `group_name` in the rendered
-/// subscription and resource group, and sends the create only on 404. Around the create it
-/// calls `record_create_sent`, then `record_create_accepted` on success; after a timeout or
-/// lost response it records nothing more, so the next tick reads the group back.
+/// subscription and resource group, and sends the create only on 404. When that GET finds
+/// the group it calls `RunMemory::record_read` and sends nothing. Around the create it calls
+/// `record_create_sent`, then `record_create_accepted` on success, and may set the
+/// `infrastructure_pid` in the same task. After a timeout or a lost response it records
+/// nothing more, so the next tick reads the group back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateGroup {
     pub flow_run_id: Uuid,
@@ -103,6 +113,8 @@ pub struct CreateGroup {
 /// A run to take up. The executor renders the run's job configuration for its options (and,
 /// when `group` is `None`, for the subscription and resource group), then GETs the group by
 /// `group_name`. It stores `RunMemory::adopted` followed by `record_read` with the result.
+/// When rendering works but the GET fails transiently, it stores the adopted memory alone,
+/// and the next tick plans the read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdoptRun {
     pub flow_run_id: Uuid,

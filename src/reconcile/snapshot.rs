@@ -99,7 +99,8 @@ pub struct WorkerHeartbeat {
     pub last_heartbeat: OffsetDateTime,
 }
 
-/// What ARM listed this tick.
+/// What ARM listed this tick. The executor lists every subscription and resource group that
+/// memory records or that the job configurations of the pool's active runs name.
 #[derive(Debug, Clone, Default)]
 pub struct ArmView {
     /// The resource groups whose listing succeeded this tick. A group missing from the list

@@ -4,6 +4,7 @@
 use super::action::{Action, CrashReason, CrashRun, FetchLogs, ReadGroup};
 use super::exit_codes::{GROUP_VANISHED, crash_message};
 use super::memory::{Phase, RunMemory};
+use super::naming::format_infrastructure_pid;
 use super::plan::{Case, Ctx, Presence, create_for_run};
 use super::snapshot::{FlowRunView, GroupDetail, ProvisioningState, StateType};
 
@@ -80,6 +81,13 @@ fn watch_group(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> Op
             return Some(start_timeout(case, mem));
         }
         _ => {}
+    }
+    let pid = format_infrastructure_pid(case.id, &mem.group_name);
+    if run.infrastructure_pid.as_deref() != Some(pid.as_str()) {
+        return Some(Action::SetInfrastructurePid {
+            flow_run_id: case.id,
+            value: pid,
+        });
     }
     if read_due(ctx, case, run, mem) {
         return read(case);

@@ -340,3 +340,16 @@ fn untagged_group_watched_by_reads() {
         .mem(id(1), mem);
     assert!(matches!(world.action(), Some(Action::ReadGroup(_))));
 }
+
+#[test]
+fn missing_pid_is_set_once_group_exists() {
+    let world = World::new()
+        .run(FlowRunView::pending(id(1)))
+        .group(GroupView::listed(id(1)))
+        .mem(id(1), running_mem(1, 1));
+    let action = world.action();
+    let Some(Action::SetInfrastructurePid { value, .. }) = action else {
+        panic!("expected the pid to be set, got {action:?}");
+    };
+    assert_eq!(value, format!("{}:{}", id(1), group_ref(id(1)).name));
+}
