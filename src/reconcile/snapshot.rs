@@ -1,12 +1,12 @@
 //! The planner's view of the world for one tick, filled by the executor from Prefect and ARM.
 //!
-//! These types hold only what the planner decides on. They do not depend on the Prefect or
+//! These types contain only what the planner decides on. They do not depend on the Prefect or
 //! ARM client types, so the planner stays pure and its tests need no client.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// What Prefect and ARM report at the start of one tick.
+/// The state of Prefect and ARM at the start of one tick.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The tick's clock reading. The planner reads no clock of its own.
@@ -64,7 +64,7 @@ pub enum StateType {
 }
 
 impl StateType {
-    /// True for the states a flow run never leaves on its own.
+    /// Returns true for Prefect's terminal states: Completed, Failed, Crashed, Cancelled.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -99,7 +99,7 @@ pub struct WorkerHeartbeat {
     pub last_heartbeat: OffsetDateTime,
 }
 
-/// What ARM listed this tick. The executor lists every subscription and resource group that
+/// The container groups ARM listed this tick. The executor lists every subscription and resource group that
 /// memory records or that the job configurations of the pool's active runs name.
 #[derive(Debug, Clone, Default)]
 pub struct ArmView {

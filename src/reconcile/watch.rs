@@ -8,7 +8,7 @@ use super::naming::format_infrastructure_pid;
 use super::plan::{Case, Ctx, Presence, create_for_run};
 use super::snapshot::{FlowRunView, GroupDetail, ProvisioningState, StateType};
 
-/// Plans the next step for an active run this worker holds.
+/// Plans the next step for an active run in this worker's memory.
 pub(super) fn active_run(
     ctx: &Ctx,
     case: &Case,
