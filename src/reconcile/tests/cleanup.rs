@@ -352,3 +352,24 @@ fn paused_run_group_cleaned_up() {
         .mem(id(1), mem);
     assert_eq!(cleanup_cause(&world.action()), Some(CleanupCause::RunFinal));
 }
+
+#[test]
+fn final_run_non_zero_exit_not_crashed() {
+    let mem = watched(1).found(GroupDetail::terminated(1), 1);
+    let run = FlowRunView::in_state(id(1), StateType::Failed).with_pid();
+    let world = World::new()
+        .run(run)
+        .group(GroupView::listed(id(1)))
+        .mem(id(1), mem);
+    assert_eq!(cleanup_cause(&world.action()), Some(CleanupCause::RunFinal));
+}
+
+#[test]
+fn cancelling_without_memory_is_adopted() {
+    let run = FlowRunView::in_state(id(1), StateType::Cancelling);
+    let action = World::new().run(run).action();
+    let Some(Action::Adopt(adopt)) = action else {
+        panic!("expected an adoption, got {action:?}");
+    };
+    assert!(!adopt.expect_group);
+}
