@@ -9,19 +9,14 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::memory::LogCursor;
+
 /// One line of a container log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     /// When the container wrote the line, from the ACI timestamp prefix.
     pub timestamp: OffsetDateTime,
     pub text: String,
-}
-
-/// Position in a container's log up to which lines were shipped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogCursor {
-    last: Option<OffsetDateTime>,
-    lines_at_last: usize,
 }
 
 /// Lines a read added, and whether the read may have missed some.
@@ -64,44 +59,49 @@ pub fn parse_log_content(content: &str, fallback: OffsetDateTime) -> Vec<LogLine
         .collect()
 }
 
-impl LogCursor {
-    /// Returns the lines of `lines` (one whole read, in order) that were not shipped
-    /// before, and moves the cursor past them.
-    pub fn take_new(&mut self, lines: Vec<LogLine>) -> NewLines {
-        let had_shipped = self.last.is_some();
-        let read_len = lines.len();
-        let mut seen_at_last = 0;
-        let mut fresh = Vec::new();
-        for line in lines {
-            let is_new = match self.last {
-                None => true,
-                Some(last) if line.timestamp > last => true,
-                Some(last) if line.timestamp == last => {
-                    seen_at_last += 1;
-                    seen_at_last > self.lines_at_last
-                }
-                Some(_) => false,
-            };
-            if is_new {
-                fresh.push(line);
+/// Returns the lines of `lines` (one whole read, in order) that come after `cursor`, and
+/// the cursor to store once they are shipped. `None` means nothing was shipped yet.
+pub fn take_new(cursor: Option<LogCursor>, lines: Vec<LogLine>) -> (NewLines, Option<LogCursor>) {
+    let read_len = lines.len();
+    let mut seen_at_last = 0;
+    let mut fresh = Vec::new();
+    for line in lines {
+        let is_new = match cursor {
+            None => true,
+            Some(c) if line.timestamp > c.last_timestamp => true,
+            Some(c) if line.timestamp == c.last_timestamp => {
+                seen_at_last += 1;
+                seen_at_last > c.lines_at_last_timestamp
             }
-        }
-        if let Some(last_new) = fresh.last() {
-            let at = last_new.timestamp;
-            let count = fresh.iter().rev().take_while(|l| l.timestamp == at).count();
-            if self.last == Some(at) {
-                self.lines_at_last += count;
-            } else {
-                self.last = Some(at);
-                self.lines_at_last = count;
-            }
-        }
-        let possible_gap = had_shipped && read_len > 0 && fresh.len() == read_len;
-        NewLines {
-            lines: fresh,
-            possible_gap,
+            Some(_) => false,
+        };
+        if is_new {
+            fresh.push(line);
         }
     }
+    let next = match fresh.last() {
+        None => cursor,
+        Some(last_new) => {
+            let at = last_new.timestamp;
+            let count = fresh.iter().rev().take_while(|l| l.timestamp == at).count() as u32;
+            match cursor {
+                Some(c) if c.last_timestamp == at => Some(LogCursor {
+                    last_timestamp: at,
+                    lines_at_last_timestamp: c.lines_at_last_timestamp + count,
+                }),
+                _ => Some(LogCursor {
+                    last_timestamp: at,
+                    lines_at_last_timestamp: count,
+                }),
+            }
+        }
+    };
+    let possible_gap = cursor.is_some() && read_len > 0 && fresh.len() == read_len;
+    let new = NewLines {
+        lines: fresh,
+        possible_gap,
+    };
+    (new, next)
 }
 
 #[cfg(test)]
@@ -113,6 +113,13 @@ mod tests {
 
     fn read(content: &str) -> Vec<LogLine> {
         parse_log_content(content, EPOCH)
+    }
+
+    /// Applies one read to `cursor` as the executor does and returns the new lines.
+    fn apply(cursor: &mut Option<LogCursor>, content: &str) -> NewLines {
+        let (new, next) = take_new(*cursor, read(content));
+        *cursor = next;
+        new
     }
 
     fn texts(new: &NewLines) -> Vec<&str> {
@@ -145,51 +152,66 @@ mod tests {
 
     #[test]
     fn cursor_ships_first_read_whole() {
-        let mut cursor = LogCursor::default();
-        let new = cursor.take_new(read("2026-12-04T07:00:00Z a\n2026-12-04T07:00:01Z b\n"));
+        let mut cursor = None;
+        let new = apply(
+            &mut cursor,
+            "2026-12-04T07:00:00Z a\n2026-12-04T07:00:01Z b\n",
+        );
         assert_eq!(texts(&new), ["a", "b"]);
         assert!(!new.possible_gap);
     }
 
     #[test]
     fn cursor_skips_overlap() {
-        let mut cursor = LogCursor::default();
-        cursor.take_new(read("2026-12-04T07:00:00Z a\n2026-12-04T07:00:01Z b\n"));
-        let new = cursor.take_new(read(
+        let mut cursor = None;
+        apply(
+            &mut cursor,
+            "2026-12-04T07:00:00Z a\n2026-12-04T07:00:01Z b\n",
+        );
+        let new = apply(
+            &mut cursor,
             "2026-12-04T07:00:00Z a\n2026-12-04T07:00:01Z b\n2026-12-04T07:00:02Z c\n",
-        ));
+        );
         assert_eq!(texts(&new), ["c"]);
         assert!(!new.possible_gap);
     }
 
     #[test]
     fn cursor_counts_lines_sharing_a_timestamp() {
-        let mut cursor = LogCursor::default();
-        cursor.take_new(read("2026-12-04T07:00:00Z a\n2026-12-04T07:00:00Z b\n"));
-        let new = cursor.take_new(read(
+        let mut cursor = None;
+        apply(
+            &mut cursor,
+            "2026-12-04T07:00:00Z a\n2026-12-04T07:00:00Z b\n",
+        );
+        let new = apply(
+            &mut cursor,
             "2026-12-04T07:00:00Z a\n2026-12-04T07:00:00Z b\n2026-12-04T07:00:00Z c\n",
-        ));
+        );
         assert_eq!(texts(&new), ["c"]);
-        let again = cursor.take_new(read(
+        let again = apply(
+            &mut cursor,
             "2026-12-04T07:00:00Z a\n2026-12-04T07:00:00Z b\n2026-12-04T07:00:00Z c\n",
-        ));
+        );
         assert!(again.lines.is_empty());
     }
 
     #[test]
     fn cursor_reports_possible_gap() {
-        let mut cursor = LogCursor::default();
-        cursor.take_new(read("2026-12-04T07:00:00Z a\n"));
-        let new = cursor.take_new(read("2026-12-04T07:00:05Z x\n2026-12-04T07:00:06Z y\n"));
+        let mut cursor = None;
+        apply(&mut cursor, "2026-12-04T07:00:00Z a\n");
+        let new = apply(
+            &mut cursor,
+            "2026-12-04T07:00:05Z x\n2026-12-04T07:00:06Z y\n",
+        );
         assert_eq!(texts(&new), ["x", "y"]);
         assert!(new.possible_gap);
     }
 
     #[test]
     fn cursor_ignores_empty_read() {
-        let mut cursor = LogCursor::default();
-        cursor.take_new(read("2026-12-04T07:00:00Z a\n"));
-        let new = cursor.take_new(read(""));
+        let mut cursor = None;
+        apply(&mut cursor, "2026-12-04T07:00:00Z a\n");
+        let new = apply(&mut cursor, "");
         assert!(new.lines.is_empty());
         assert!(!new.possible_gap);
     }
