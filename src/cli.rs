@@ -230,7 +230,7 @@ pub struct StartArgs {
 
     /// Seconds after a worker's last heartbeat before this worker takes over the runs that
     /// worker claimed.
-    #[arg(long, env = "PREFECT_ACI_LEASE_SECONDS", default_value_t = 150.0)]
+    #[arg(long, env = "PREFECT_ACI_LEASE_SECONDS", default_value_t = 120.0)]
     pub lease_seconds: f64,
 
     /// Seconds a tagged container group without an active flow run is kept before it is
@@ -247,9 +247,39 @@ pub struct StartArgs {
     #[arg(
         long,
         env = "PREFECT_ACI_FINAL_STATE_GRACE_SECONDS",
-        default_value_t = 60.0
+        default_value_t = 120.0
     )]
     pub final_state_grace_seconds: f64,
+
+    /// Lower bound, in seconds, of a run's `task_watch_poll_interval`, the time between reads
+    /// of its container group while it provisions or its run is not yet Running in Prefect.
+    #[arg(
+        long,
+        env = "PREFECT_ACI_MIN_POLL_INTERVAL_SECONDS",
+        default_value_t = 1.0
+    )]
+    pub min_poll_interval_seconds: f64,
+
+    /// Seconds between reads of a container group while its flow container runs and Prefect
+    /// shows the run Running.
+    #[arg(
+        long,
+        env = "PREFECT_ACI_READ_INTERVAL_RUNNING_SECONDS",
+        default_value_t = 60.0
+    )]
+    pub read_interval_running_seconds: f64,
+
+    /// Seconds between reads of a container's log while `stream_output` is on.
+    #[arg(long, env = "PREFECT_ACI_LOG_INTERVAL_SECONDS", default_value_t = 10.0)]
+    pub log_interval_seconds: f64,
+
+    /// Seconds between repeated deletes (or stops) of a container group that is still there.
+    #[arg(
+        long,
+        env = "PREFECT_ACI_CLEANUP_RETRY_SECONDS",
+        default_value_t = 30.0
+    )]
+    pub cleanup_retry_seconds: f64,
 
     /// Maximum number of actions (ARM or Prefect calls for different flow runs) in flight at
     /// once.

@@ -17,6 +17,9 @@ use super::snapshot::{ContainerState, GroupDetail, GroupRef};
 /// Default `task_start_timeout_seconds`, the job variable's default in the base job template.
 pub const DEFAULT_TASK_START_TIMEOUT: Duration = Duration::from_secs(240);
 
+/// Default `task_watch_poll_interval`, the job variable's default in the base job template.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Everything the worker remembers, keyed by flow run id. Ordered maps keep plans
 /// deterministic.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,6 +61,8 @@ pub struct JobOptions {
     pub keep_container_group: bool,
     /// `stream_output`: copy the container's log to the flow run's logs.
     pub stream_output: bool,
+    /// `task_watch_poll_interval`: time between reads while the group provisions.
+    pub poll_interval: Duration,
 }
 
 impl Default for JobOptions {
@@ -66,6 +71,7 @@ impl Default for JobOptions {
             task_start_timeout: DEFAULT_TASK_START_TIMEOUT,
             keep_container_group: false,
             stream_output: false,
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 }

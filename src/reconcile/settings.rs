@@ -16,9 +16,10 @@ pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(300);
 /// the Prefect client's retries (about 62 s of backoff at its defaults) plus a tick.
 pub const DEFAULT_FINAL_STATE_GRACE: Duration = Duration::from_secs(120);
 
-/// Read interval while a group provisions or its run is not yet Running in Prefect. It is
-/// the default `task_watch_poll_interval` of the Python worker.
-pub const DEFAULT_READ_INTERVAL_PROVISIONING: Duration = Duration::from_secs(5);
+/// Lower bound of a run's `task_watch_poll_interval`, the read interval while a group
+/// provisions or its run is not yet Running in Prefect. It keeps a pool that sets a tiny
+/// interval from spending ARM's read budget (25 reads per second per region).
+pub const DEFAULT_READ_INTERVAL_PROVISIONING: Duration = Duration::from_secs(1);
 
 /// Read interval while the flow container runs and Prefect shows the run Running. The engine
 /// reports states itself, so these reads only catch a container that died without
@@ -41,7 +42,7 @@ pub struct PlannerSettings {
     pub orphan_grace: Duration,
     /// Wait after exit code 0 for the final state before the run is marked Crashed.
     pub final_state_grace: Duration,
-    /// Read interval while provisioning.
+    /// Lower bound of the read interval while provisioning.
     pub read_interval_provisioning: Duration,
     /// Read interval while running.
     pub read_interval_running: Duration,

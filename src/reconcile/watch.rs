@@ -105,9 +105,9 @@ fn provisioned(case: &Case, detail: Option<&GroupDetail>) -> bool {
     listed || detail.is_some_and(|d| d.provisioning_state == ProvisioningState::Succeeded)
 }
 
-/// Decides whether the group's next GET is due. Reads come often while the group provisions
-/// or Prefect does not yet show the run Running, and rarely while the container runs and
-/// Prefect shows it Running. A listing whose provisioning state differs from the last GET
+/// Decides whether the group's next GET is due. Reads come every `task_watch_poll_interval`
+/// (at least `read_interval_provisioning`) while the group provisions or Prefect does not yet
+/// show the run Running, and rarely while the container runs and Prefect shows it Running. A listing whose provisioning state differs from the last GET
 /// makes the read due at once.
 fn read_due(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> bool {
     let Some(last) = &mem.last_read else {
@@ -123,7 +123,10 @@ fn read_due(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> bool 
         Phase::Running { .. } if run.state_type == StateType::Running => {
             settings.read_interval_running
         }
-        _ => settings.read_interval_provisioning,
+        _ => mem
+            .job
+            .poll_interval
+            .max(settings.read_interval_provisioning),
     };
     ctx.due(Some(last.at), interval)
 }
