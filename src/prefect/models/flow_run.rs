@@ -49,6 +49,14 @@ pub struct FlowRun {
     pub updated: Option<OffsetDateTime>,
 }
 
+impl FlowRun {
+    /// The current state type, from `state` or, where the server leaves `state` out (2.x
+    /// scheduled-run responses), from `state_type`.
+    pub fn current_state_type(&self) -> Option<StateType> {
+        self.state.as_ref().map(|s| s.state_type).or(self.state_type)
+    }
+}
+
 /// One entry of the `get_scheduled_flow_runs` response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerFlowRunResponse {

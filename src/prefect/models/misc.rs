@@ -74,17 +74,20 @@ impl BlockDocument {
         self.block_type.as_ref().map(|t| t.slug.as_str())
     }
 
-    /// Dotted paths of the secret fields, from the schema's `secret_fields`.
+    /// Dotted paths of the secret fields, from the schema's `secret_fields`, without
+    /// duplicates (Prefect 3.9.1 lists `value` twice for the `secret` block type).
     pub fn secret_fields(&self) -> Vec<String> {
         let Some(schema) = &self.block_schema else {
             return Vec::new();
         };
-        schema.fields["secret_fields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|field| field.as_str().map(str::to_owned))
-            .collect()
+        let mut fields: Vec<String> = Vec::new();
+        let listed = schema.fields["secret_fields"].as_array().into_iter().flatten();
+        for field in listed.filter_map(|field| field.as_str()) {
+            if !fields.iter().any(|known| known == field) {
+                fields.push(field.to_owned());
+            }
+        }
+        fields
     }
 }
 
