@@ -228,7 +228,11 @@ async fn check_scheduled_runs_and_claim(server: &PrefectServer) {
         .unwrap()
         .flow_run;
     assert_eq!(run.deployment_id, Some(deployment));
-    assert_eq!(run.current_state_type(), Some(StateType::Scheduled), "{run:?}");
+    assert_eq!(
+        run.current_state_type(),
+        Some(StateType::Scheduled),
+        "{run:?}"
+    );
 
     let pending = StateCreate::new(StateType::Pending, first);
     let claim = client.propose_state(first, &pending).await.unwrap();

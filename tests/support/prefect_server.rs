@@ -10,10 +10,12 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// How long a dropped server gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long to wait for `/api/health`. A first start with migrations takes about 15 s on
 /// an idle machine; two servers starting together on 2 cores take several times that.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(180);
@@ -52,7 +54,10 @@ pub struct PrefectServer {
     pub api_url: String,
     pub venv: PathBuf,
     pub home: PathBuf,
-    pid: u32,
+    /// `prefect server start`, leader of its own process group.
+    server: Mutex<Child>,
+    /// The shell that stops the server once the test process exits.
+    watchdog: Mutex<Child>,
 }
 
 static PREFECT3: OnceLock<PrefectServer> = OnceLock::new();
@@ -122,38 +127,26 @@ impl PrefectServer {
             .stderr(log)
             .process_group(0);
         let child = command.spawn().expect("spawn `prefect server start`");
+        let watchdog = spawn_watchdog(child.id(), &home);
         let server = PrefectServer {
             version,
             api_url: format!("http://127.0.0.1:{port}/api"),
             venv,
             home,
-            pid: child.id(),
+            server: Mutex::new(child),
+            watchdog: Mutex::new(watchdog),
         };
-        server.spawn_watchdog();
         server.wait_until_healthy(port);
         server
     }
 
-    /// Starts a shell that waits for this test process to exit, then stops the server's
-    /// process group (TERM, then KILL after 10 s) and deletes the temporary home.
-    fn spawn_watchdog(&self) {
-        let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
-             kill -TERM -{pgid} 2>/dev/null; \
-             for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 -{pgid} 2>/dev/null || break; sleep 1; done; \
-             kill -KILL -{pgid} 2>/dev/null; rm -rf '{home}'",
-            parent = std::process::id(),
-            pgid = self.pid,
-            home = self.home.display(),
-        );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn the server watchdog");
+    fn pid(&self) -> u32 {
+        self.server.lock().unwrap().id()
+    }
+
+    fn has_exited(&self) -> bool {
+        let mut child = self.server.lock().unwrap();
+        !matches!(child.try_wait(), Ok(None))
     }
 
     fn wait_until_healthy(&self, port: u16) {
@@ -162,7 +155,7 @@ impl PrefectServer {
             if health_ok(port) {
                 return;
             }
-            if !process_alive(self.pid) {
+            if self.has_exited() {
                 panic!("prefect server exited early:\n{}", self.log_tail());
             }
             std::thread::sleep(HEALTH_POLL_INTERVAL);
@@ -220,12 +213,53 @@ impl PrefectServer {
 }
 
 impl Drop for PrefectServer {
+    /// Stops the server's process group: SIGTERM, then SIGKILL after [`STOP_GRACE`].
     fn drop(&mut self) {
-        // SAFETY: kill(2) with a negative pid signals the process group this helper created.
-        unsafe {
-            libc::kill(-(self.pid as i32), libc::SIGTERM);
+        let pgid = self.pid() as i32;
+        signal_group(pgid, libc::SIGTERM);
+        let started = Instant::now();
+        while !self.has_exited() && started.elapsed() < STOP_GRACE {
+            std::thread::sleep(HEALTH_POLL_INTERVAL);
         }
+        if !self.has_exited() {
+            signal_group(pgid, libc::SIGKILL);
+        }
+        let _ = self.server.lock().unwrap().wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+        // The watchdog has nothing left to do; it exits with this process either way.
+        let mut watchdog = self.watchdog.lock().unwrap();
+        let _ = watchdog.kill();
+        let _ = watchdog.wait();
     }
+}
+
+fn signal_group(pgid: i32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid only signals the process group this helper
+    // created for the server; it touches no memory.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Starts a shell that waits for this test process to exit, then stops the process group
+/// `pgid` (TERM, then KILL after 10 s) and deletes `home`.
+fn spawn_watchdog(pgid: u32, home: &Path) -> Child {
+    let script = format!(
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+         kill -TERM -{pgid} 2>/dev/null; \
+         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 -{pgid} 2>/dev/null || break; sleep 1; done; \
+         kill -KILL -{pgid} 2>/dev/null; rm -rf '{home}'",
+        parent = std::process::id(),
+        home = home.display(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn the server watchdog")
 }
 
 fn assert_success(program: &str, output: &Output) {
@@ -241,17 +275,6 @@ fn assert_success(program: &str, output: &Output) {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
-}
-
-fn process_alive(pid: u32) -> bool {
-    // A zombie still answers kill(0); /proc shows its state as Z.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(") ")
-            .next()
-            .is_some_and(|rest| rest.starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 /// True if `GET /api/health` on `port` returns 200.

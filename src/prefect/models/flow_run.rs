@@ -53,7 +53,10 @@ impl FlowRun {
     /// The current state type, from `state` or, where the server leaves `state` out (2.x
     /// scheduled-run responses), from `state_type`.
     pub fn current_state_type(&self) -> Option<StateType> {
-        self.state.as_ref().map(|s| s.state_type).or(self.state_type)
+        self.state
+            .as_ref()
+            .map(|s| s.state_type)
+            .or(self.state_type)
     }
 }
 

@@ -81,7 +81,10 @@ impl BlockDocument {
             return Vec::new();
         };
         let mut fields: Vec<String> = Vec::new();
-        let listed = schema.fields["secret_fields"].as_array().into_iter().flatten();
+        let listed = schema.fields["secret_fields"]
+            .as_array()
+            .into_iter()
+            .flatten();
         for field in listed.filter_map(|field| field.as_str()) {
             if !fields.iter().any(|known| known == field) {
                 fields.push(field.to_owned());
