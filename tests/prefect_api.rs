@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 const POOL_TYPE: &str = "azure-container-instance";
-/// Attempts of a setup request that the server answers with 503.
+/// Attempts of a setup request that the server rejects with 503.
 const SETUP_RETRIES: u32 = 20;
 
 fn client(server: &PrefectServer) -> PrefectClient {
@@ -34,7 +34,7 @@ fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap()
 }
 
-/// A small template in the shape of the ACI worker's: configuration and variables schema.
+/// Returns a small template in the shape of the ACI worker's: configuration and variables schema.
 fn base_job_template() -> Value {
     json!({
         "job_configuration": {
@@ -351,7 +351,7 @@ async fn check_wait_is_handled(server: &PrefectServer) {
     let rest = Rest::new(server);
     let pool = create_pool(&client).await;
     let deployment = rest.create_deployment(&pool).await;
-    // The server answers WAIT to SCHEDULED -> RUNNING while the scheduled time is ahead.
+    // The server returns WAIT for SCHEDULED -> RUNNING while the scheduled time is ahead.
     let soon = OffsetDateTime::now_utc() + time::Duration::seconds(3);
     let run = rest.create_flow_run(deployment, soon).await;
 

@@ -1,7 +1,7 @@
 //! CSRF tokens for self-hosted Prefect servers that enable CSRF protection.
 //!
 //! Before the first mutating request the client calls `GET /csrf-token?client=<uuid>`. A 404,
-//! or a 422 whose detail says "CSRF protection is disabled.", turns CSRF off for the client.
+//! or a 422 whose detail is "CSRF protection is disabled.", turns CSRF off for the client.
 //! Otherwise the token goes into `Prefect-Csrf-Token` and `Prefect-Csrf-Client` on every
 //! mutating request, and a 403 "Invalid CSRF token" makes the client fetch a new one.
 
@@ -126,7 +126,7 @@ fn is_expired(expiration: Option<OffsetDateTime>) -> bool {
     expiration.is_some_and(|at| at <= OffsetDateTime::now_utc())
 }
 
-/// Interprets the answer to `GET /csrf-token`.
+/// Interprets the response to `GET /csrf-token`.
 pub fn parse_fetch_result(
     result: Result<Vec<u8>, PrefectError>,
 ) -> Result<FetchOutcome, PrefectError> {

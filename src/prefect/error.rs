@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-/// Longest server detail kept in an error message, in characters. Prefect's validation
+/// Maximum length of the server detail kept in an error message, in characters. Prefect's validation
 /// errors can echo large request bodies back.
 const MAX_DETAIL_CHARS: usize = 500;
 
 /// A failed Prefect API call. Every variant names the call (`operation`) that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PrefectError {
-    /// The server answered with a non-2xx status that was not retried, or still failed after
+    /// The server returned a non-2xx status that was not retried, or still failed after
     /// the retries ran out.
     #[error("Prefect API call {operation} failed with HTTP {status}: {detail}")]
     Status {
@@ -38,7 +38,7 @@ pub enum PrefectError {
         operation: &'static str,
         status: u16,
     },
-    /// The server kept answering WAIT to a state proposal.
+    /// The server kept returning WAIT for a state proposal.
     #[error("Prefect API call {operation} still received WAIT after {attempts} proposals")]
     WaitLimit {
         operation: &'static str,
@@ -83,12 +83,12 @@ impl PrefectError {
         }
     }
 
-    /// True when the server answered 404.
+    /// True when the server returned 404.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
     }
 
-    /// The HTTP status the server answered with, if there was a response.
+    /// Returns the HTTP status of the response, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } | Self::NotSupported { status, .. } => Some(*status),
@@ -96,7 +96,7 @@ impl PrefectError {
         }
     }
 
-    /// The server's detail text, empty when there was no response.
+    /// Returns the server's detail text, empty when there was no response.
     pub fn detail(&self) -> &str {
         match self {
             Self::Status { detail, .. } => detail,

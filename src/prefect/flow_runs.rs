@@ -15,7 +15,7 @@ use super::models::{
 
 /// Page size of `filter_flow_runs`: the server's default and maximum `limit` (200).
 const FLOW_RUN_PAGE_SIZE: u32 = 200;
-/// Proposals sent before `propose_state` gives up on repeated WAIT answers.
+/// Proposals sent before `propose_state` gives up on repeated WAIT results.
 const MAX_WAIT_PROPOSALS: u32 = 10;
 /// Ceiling of one WAIT sleep, so a far-future schedule cannot park a caller for hours.
 const MAX_WAIT_DELAY: Duration = Duration::from_secs(300);
@@ -49,7 +49,7 @@ impl PrefectClient {
     }
 
     /// Sends one state proposal. `force` skips the server's orchestration rules; use it only
-    /// for CANCELLED and CRASHED. A WAIT answer is returned as is.
+    /// for CANCELLED and CRASHED. A WAIT result is returned as is.
     pub async fn set_state(
         &self,
         flow_run_id: Uuid,
@@ -67,7 +67,7 @@ impl PrefectClient {
         self.json(call).await
     }
 
-    /// Proposes `state` and, while the server answers WAIT, sleeps `delay_seconds` (at most
+    /// Proposes `state` and, while the server returns WAIT, sleeps `delay_seconds` (at most
     /// 300 s each) and proposes again, up to 10 proposals. Returns the first ACCEPT, REJECT
     /// or ABORT result.
     pub async fn propose_state(
@@ -81,7 +81,7 @@ impl PrefectClient {
                 return Ok(result);
             }
             let delay = wait_delay(result.details.delay_seconds);
-            tracing::debug!(flow_run.id = %flow_run_id, delay_ms = delay.as_millis() as u64, "state proposal told to wait");
+            tracing::debug!(flow_run.id = %flow_run_id, delay_ms = delay.as_millis() as u64, "server returned WAIT for a state proposal");
             tokio::time::sleep(delay).await;
         }
         Err(PrefectError::WaitLimit {
@@ -138,7 +138,7 @@ impl PrefectClient {
     }
 }
 
-/// True for FastAPI's answer to a path or method it has no route for.
+/// True for the 404 or 405 that FastAPI returns for a path or method with no route.
 fn is_missing_route(err: &PrefectError) -> bool {
     match err.status() {
         Some(405) => true,

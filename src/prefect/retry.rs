@@ -32,7 +32,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// A policy with Prefect's delays and `max_retries` retries.
+    /// Builds a policy with Prefect's delays and `max_retries` retries.
     pub fn new(max_retries: u32) -> Self {
         Self {
             max_retries,

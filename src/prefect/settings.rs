@@ -21,7 +21,7 @@ impl Secret {
         Self(value.into())
     }
 
-    /// The secret value. Callers must keep it out of logs, metrics and error messages.
+    /// Returns the secret value. Callers must keep it out of logs, metrics and error messages.
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -50,9 +50,9 @@ impl PrefectClient {
         self.json(call).await
     }
 
-    /// Sends a worker heartbeat, which marks the worker ONLINE. On Prefect Cloud it asks for
-    /// the worker id until it has one, and drops that request once if the server answers
-    /// 422. `heartbeat_interval_seconds` tells the server when to consider the worker gone.
+    /// Sends a worker heartbeat, which marks the worker ONLINE. On Prefect Cloud it requests
+    /// the worker id until it has one, and resends without that request once if the server
+    /// rejects it with 422. `heartbeat_interval_seconds` tells the server when to consider the worker gone.
     pub async fn send_worker_heartbeat(
         &self,
         pool: &str,

@@ -63,17 +63,17 @@ pub struct PrefectServer {
 static PREFECT3: OnceLock<PrefectServer> = OnceLock::new();
 static PREFECT2: OnceLock<PrefectServer> = OnceLock::new();
 
-/// The shared Prefect 3.9.1 server of this test binary, started on first use.
+/// Returns the shared Prefect 3.9.1 server of this test binary, starting it on first use.
 pub fn prefect3_server() -> &'static PrefectServer {
     PREFECT3.get_or_init(|| PrefectServer::start(PrefectVersion::V3, &[]))
 }
 
-/// The shared Prefect 2.20.27 server of this test binary, started on first use.
+/// Returns the shared Prefect 2.20.27 server of this test binary, starting it on first use.
 pub fn prefect2_server() -> &'static PrefectServer {
     PREFECT2.get_or_init(|| PrefectServer::start(PrefectVersion::V2, &[]))
 }
 
-/// The venv of `version`: `$PREFECT_ACI_TEST_VENV3`/`2`, else
+/// Returns the venv directory of `version`: `$PREFECT_ACI_TEST_VENV3`/`2`, else
 /// `$CARGO_MANIFEST_DIR/.venv/prefect3`/`2`. Panics when it has no `prefect` executable.
 pub fn venv_dir(version: PrefectVersion) -> PathBuf {
     let dir = std::env::var_os(version.venv_env())
@@ -94,7 +94,7 @@ pub fn venv_dir(version: PrefectVersion) -> PathBuf {
 
 impl PrefectServer {
     /// Starts a new server of `version` with `extra_env` added to its environment, and
-    /// waits until `/api/health` answers. The server stops when this value is dropped or,
+    /// waits until `/api/health` returns 200. The server stops when this value is dropped or,
     /// for servers kept in a static, when the test process exits.
     pub fn start(version: PrefectVersion, extra_env: &[(&str, &str)]) -> PrefectServer {
         let venv = venv_dir(version);
@@ -167,7 +167,7 @@ impl PrefectServer {
         );
     }
 
-    /// The last 4,000 bytes of the server's output.
+    /// Returns the last 4,000 bytes of the server's output.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.home.join("server.log")).unwrap_or_default();
         let start = text.len().saturating_sub(4000);
@@ -177,7 +177,7 @@ impl PrefectServer {
         text[start..].to_owned()
     }
 
-    /// A command for `program` (`python` or `prefect`) from the venv, pointed at this server.
+    /// Builds a command for `program` (`python` or `prefect`) from the venv, pointed at this server.
     pub fn venv_command(&self, program: &str) -> Command {
         let mut command = Command::new(self.venv.join("bin").join(program));
         command

@@ -50,7 +50,7 @@ pub struct FlowRun {
 }
 
 impl FlowRun {
-    /// The current state type, from `state` or, where the server leaves `state` out (2.x
+    /// Returns the current state type, from `state` or, where the server leaves `state` out (2.x
     /// scheduled-run responses), from `state_type`.
     pub fn current_state_type(&self) -> Option<StateType> {
         self.state
@@ -92,7 +92,7 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The deployment's job variables under either name, or `{}` when it has none.
+    /// Returns the deployment's job variables under either name, or `{}` when it has none.
     pub fn job_variables(&self) -> serde_json::Value {
         self.job_variables_field
             .as_ref()
@@ -112,7 +112,7 @@ pub struct Flow {
     pub tags: Vec<String>,
 }
 
-/// Which flow runs `filter_flow_runs` returns; empty lists mean "no condition".
+/// Conditions of `filter_flow_runs`, combined with AND. An empty list sets no condition.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowRunFilter {
     pub work_pool_names: Vec<String>,

@@ -21,7 +21,7 @@ pub struct LogCreate {
 }
 
 impl LogCreate {
-    /// A record for `flow_run_id` stamped with the current time.
+    /// Builds a record for `flow_run_id` stamped with the current time.
     pub fn for_flow_run(flow_run_id: Uuid, name: &str, level: u32, message: &str) -> Self {
         Self {
             name: name.to_owned(),
@@ -51,7 +51,7 @@ pub struct BlockSchema {
     pub fields: serde_json::Value,
 }
 
-/// A block document. With `include_secrets=true`, `data` holds the secret values in clear:
+/// A block document. With `include_secrets=true`, `data` contains the secret values in clear:
 /// never log it.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockDocument {
@@ -69,7 +69,7 @@ pub struct BlockDocument {
 }
 
 impl BlockDocument {
-    /// The block type slug, for example `azure-container-instance-credentials`.
+    /// Returns the block type slug, for example `azure-container-instance-credentials`.
     pub fn block_type_slug(&self) -> Option<&str> {
         self.block_type.as_ref().map(|t| t.slug.as_str())
     }

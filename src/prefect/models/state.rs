@@ -41,7 +41,7 @@ impl StateType {
         )
     }
 
-    /// The name Prefect gives a state of this type by default, for example `Cancelled`.
+    /// Returns the name Prefect gives a state of this type by default, for example `Cancelled`.
     pub fn default_name(self) -> &'static str {
         match self {
             Self::Scheduled => "Scheduled",
@@ -108,12 +108,12 @@ pub struct StateCreate {
 }
 
 impl StateCreate {
-    /// A state of `state_type` with its default name and a fresh `transition_id`.
+    /// Builds a state of `state_type` with its default name and a fresh `transition_id`.
     pub fn new(state_type: StateType, flow_run_id: Uuid) -> Self {
         Self::named(state_type, state_type.default_name(), flow_run_id)
     }
 
-    /// A state of `state_type` named `name`, for example PENDING named `Submitting`.
+    /// Builds a state of `state_type` named `name`, for example PENDING named `Submitting`.
     pub fn named(state_type: StateType, name: impl Into<String>, flow_run_id: Uuid) -> Self {
         Self {
             state_type,
@@ -144,7 +144,7 @@ pub enum OrchestrationStatus {
     Wait,
 }
 
-/// Why the server decided as it did; `delay_seconds` is set for WAIT.
+/// The reason for the server's decision. `delay_seconds` is set for WAIT.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OrchestrationDetails {
