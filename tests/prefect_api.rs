@@ -251,8 +251,8 @@ async fn check_scheduled_runs_and_claim(server: &PrefectServer) {
 
     let queue = ["no-such-queue".to_owned()];
     let before = now + time::Duration::seconds(10);
-    let none = client.get_scheduled_flow_runs(&pool, &queue, before).await;
-    assert!(none.map(|runs| runs.is_empty()).unwrap_or(true));
+    let other_queue = client.get_scheduled_flow_runs(&pool, &queue, before).await;
+    assert!(other_queue.unwrap().is_empty());
     let missing_pool = client
         .get_scheduled_flow_runs(&unique("missing"), &[], before)
         .await;

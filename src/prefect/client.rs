@@ -83,7 +83,7 @@ impl Call {
     }
 
     pub(crate) fn json(mut self, body: &impl Serialize) -> Result<Self, PrefectError> {
-        let bytes = serde_json::to_vec(body).map_err(|source| PrefectError::Decode {
+        let bytes = serde_json::to_vec(body).map_err(|source| PrefectError::Encode {
             operation: self.operation,
             source,
         })?;
@@ -211,6 +211,10 @@ impl PrefectClient {
         .await
     }
 
+    /// Sends `call` until it succeeds, fails with a status that is not retried, or runs out
+    /// of retries. NOTE: unlike Prefect's client, connect errors are retried even before
+    /// the first successful connection, and `Prefect-Maintenance: true` responses count
+    /// toward the retry limit.
     async fn send_with_retries(
         &self,
         call: &Call,

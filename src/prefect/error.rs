@@ -32,6 +32,13 @@ pub enum PrefectError {
         #[source]
         source: serde_json::Error,
     },
+    /// The request body could not be serialised to JSON.
+    #[error("Prefect API call {operation} has a request body that could not be encoded")]
+    Encode {
+        operation: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The server does not have this call, for example flow run labels on Prefect 2.x.
     #[error("Prefect API call {operation} is not supported by this server (HTTP {status})")]
     NotSupported {

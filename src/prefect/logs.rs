@@ -68,7 +68,7 @@ fn fit_record(log: &LogCreate) -> Result<LogCreate, PrefectError> {
 fn encoded_len(log: &LogCreate) -> Result<usize, PrefectError> {
     serde_json::to_vec(log)
         .map(|bytes| bytes.len())
-        .map_err(|source| PrefectError::Decode {
+        .map_err(|source| PrefectError::Encode {
             operation: "create_logs",
             source,
         })

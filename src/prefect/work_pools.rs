@@ -87,6 +87,8 @@ impl PrefectClient {
             "name": worker_name,
             "heartbeat_interval_seconds": heartbeat_interval_seconds,
         });
+        // NOTE: Prefect Cloud also accepts a `metadata` object listing integrations; this
+        // client does not send it.
         if return_id {
             body["return_id"] = json!(true);
         }
