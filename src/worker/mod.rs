@@ -2,3 +2,4 @@
 //! heartbeats, and shutdown.
 
 pub mod shutdown;
+pub mod pool;
