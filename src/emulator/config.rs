@@ -29,12 +29,13 @@ pub struct EmulatorConfig {
     #[arg(long, env = "ACI_EMULATOR_ALLOW_REMOTE")]
     pub allow_remote: bool,
 
-    /// Serve HTTPS with a self-signed certificate for 127.0.0.1 and localhost generated at
+    /// Serve HTTPS with a certificate for 127.0.0.1 and localhost signed by a CA generated at
     /// start, unless --tls-cert and --tls-key are given.
     #[arg(long, env = "ACI_EMULATOR_TLS")]
     pub tls: bool,
 
-    /// File to write the generated certificate to (PEM), for clients' SSL_CERT_FILE.
+    /// File to write the certificate clients should trust to (PEM: the generated CA, or
+    /// --tls-cert), for their SSL_CERT_FILE.
     #[arg(long, env = "ACI_EMULATOR_TLS_CERT_OUT", value_name = "FILE")]
     pub tls_cert_out: Option<PathBuf>,
 

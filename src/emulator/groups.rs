@@ -323,6 +323,8 @@ fn delete_group(shared: &Arc<Shared>, key: &GroupKey, query: &Query) -> Result<R
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     group.provisioning_state = "Deleting".to_string();
+    lifecycle::add_killing_event(group);
+    group.stop_requested = true;
     let subscription = group.subscription.clone();
     let instance = group.instance;
     let pid = group.pid;
@@ -397,6 +399,7 @@ fn stop_group(shared: &Arc<Shared>, key: &GroupKey, name: &str) -> Result<Respon
     }
     group.stop_requested = true;
     group.state = Some("Stopped".to_string());
+    lifecycle::add_killing_event(group);
     let pid = group.pid;
     drop(store);
     lifecycle::kill_in_background(shared, pid);

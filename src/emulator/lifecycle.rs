@@ -29,6 +29,17 @@ pub fn with_group<R>(
     Some(f(group))
 }
 
+/// Records that the first container is being killed, if it runs.
+pub fn add_killing_event(group: &mut ContainerGroup) {
+    let Some(first) = group.containers.first_mut() else {
+        return;
+    };
+    if first.current.state == "Running" {
+        let message = format!("Killing container {}", first.name);
+        first.events.push(Event::normal("Killing", message));
+    }
+}
+
 /// Removes a group at once and kills its process. Returns the removed group.
 pub fn remove_group(shared: &Arc<Shared>, key: &GroupKey) -> Option<ContainerGroup> {
     let group = shared.lock_store().groups.remove(key)?;

@@ -128,7 +128,7 @@ impl Emulator {
             buckets: Mutex::new(RateBuckets::default()),
             shutdown,
         });
-        let certificate_pem = tls.as_ref().map(|t| t.certificate_pem.clone());
+        let certificate_pem = tls.as_ref().map(|t| t.trust_pem.clone());
         let server = spawn_server(shared.clone(), listener, tls, stop.subscribe());
         tracing::info!(endpoint = %shared.base_url, "ACI emulator listening");
         Ok(EmulatorHandle {
@@ -149,7 +149,7 @@ fn tls_material(config: &EmulatorConfig) -> Result<Option<tls::TlsMaterial>, Emu
         _ => return Ok(None),
     };
     if let Some(path) = &config.tls_cert_out {
-        std::fs::write(path, &material.certificate_pem).map_err(|source| {
+        std::fs::write(path, &material.trust_pem).map_err(|source| {
             EmulatorError::WriteCertificate {
                 path: path.clone(),
                 source,
@@ -251,7 +251,8 @@ impl EmulatorHandle {
         format!("{}/admin", self.shared.base_url)
     }
 
-    /// The served certificate in PEM when TLS is on.
+    /// PEM that clients trust the server by when TLS is on: the generated CA certificate,
+    /// or the certificate chain given with --tls-cert.
     pub fn ca_certificate_pem(&self) -> Option<&str> {
         self.certificate_pem.as_deref()
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,20 +22,41 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server to pick them up.
 const ACCEPT_BACKLOG: usize = 64;
 
-/// A certificate chain and key in PEM, ready to serve.
+/// A server configuration and the PEM clients trust it by.
 pub struct TlsMaterial {
-    pub certificate_pem: String,
+    /// The generated CA certificate, or the given certificate chain.
+    pub trust_pem: String,
     pub config: Arc<rustls::ServerConfig>,
 }
 
-/// Generates a self-signed certificate for 127.0.0.1 and localhost.
+/// Generates a CA and a server certificate it signs for 127.0.0.1 and localhost. Clients
+/// trust the CA, so the server certificate is a plain end-entity certificate as usual.
 pub fn generate() -> Result<TlsMaterial, EmulatorError> {
+    let ca_key = KeyPair::generate().map_err(EmulatorError::Certificate)?;
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).map_err(EmulatorError::Certificate)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "aci-emulator local CA");
+    let ca = ca_params
+        .self_signed(&ca_key)
+        .map_err(EmulatorError::Certificate)?;
+    let issuer = Issuer::new(ca_params, ca_key);
     let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-    let certified =
-        rcgen::generate_simple_self_signed(names).map_err(EmulatorError::Certificate)?;
-    let certificate_pem = certified.cert.pem();
-    let key_pem = certified.signing_key.serialize_pem();
-    build(certificate_pem, &key_pem)
+    let mut server_params = CertificateParams::new(names).map_err(EmulatorError::Certificate)?;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "aci-emulator");
+    let server_key = KeyPair::generate().map_err(EmulatorError::Certificate)?;
+    let server = server_params
+        .signed_by(&server_key, &issuer)
+        .map_err(EmulatorError::Certificate)?;
+    let chain_pem = format!("{}{}", server.pem(), ca.pem());
+    let mut material = build(chain_pem, &server_key.serialize_pem())?;
+    material.trust_pem = ca.pem();
+    Ok(material)
 }
 
 /// Loads a certificate chain and private key from PEM files.
@@ -64,7 +86,7 @@ fn build(certificate_pem: String, key_pem: &str) -> Result<TlsMaterial, Emulator
         .map_err(EmulatorError::Tls)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsMaterial {
-        certificate_pem,
+        trust_pem: certificate_pem,
         config: Arc::new(config),
     })
 }
