@@ -268,7 +268,8 @@ impl ArmClient {
         decode::<Logs>(operation, &reply).map(|logs| logs.content)
     }
 
-    /// Reads a resource group, for its location.
+    /// Reads a resource group, for its location, and caches that as the region of the
+    /// resource group for the limiter.
     pub async fn resource_group(
         &self,
         scope: &ResourceGroupRef,
@@ -278,12 +279,8 @@ impl ArmClient {
         url.path_segments_mut()
             .expect("ARM endpoint is a base URL")
             .pop_if_empty()
-            .extend([
-                "subscriptions",
-                &scope.subscription_id,
-                "resourceGroups",
-                &scope.resource_group,
-            ]);
+            .extend(["subscriptions", &scope.subscription_id])
+            .extend(["resourceGroups", &scope.resource_group]);
         url.query_pairs_mut()
             .append_pair("api-version", RESOURCE_GROUPS_API_VERSION);
         let call = Call {
@@ -295,32 +292,23 @@ impl ArmClient {
             accept: &[],
         };
         let reply = self.inner.send(&call).await?;
-        decode(operation, &reply)
+        let resource_group: ResourceGroup = decode(operation, &reply)?;
+        let region = resource_group.location.to_ascii_lowercase();
+        self.lock_regions().insert(scope.cache_key(), region);
+        Ok(resource_group)
     }
 
     /// The resource group's region, read once and then cached for the client's lifetime.
     pub async fn region(&self, scope: &ResourceGroupRef) -> Result<String, ArmError> {
-        let key = scope.cache_key();
-        if let Some(region) = self
-            .inner
-            .regions
-            .lock()
-            .expect("region lock poisoned")
-            .get(&key)
-        {
+        if let Some(region) = self.lock_regions().get(&scope.cache_key()) {
             return Ok(region.clone());
         }
-        let location = self
-            .resource_group(scope)
-            .await?
-            .location
-            .to_ascii_lowercase();
-        self.inner
-            .regions
-            .lock()
-            .expect("region lock poisoned")
-            .insert(key, location.clone());
-        Ok(location)
+        let location = self.resource_group(scope).await?.location;
+        Ok(location.to_ascii_lowercase())
+    }
+
+    fn lock_regions(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+        self.inner.regions.lock().expect("region lock poisoned")
     }
 
     async fn send(

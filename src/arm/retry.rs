@@ -120,10 +120,13 @@ impl Inner {
             .http
             .request(call.operation.method(), call.url.clone())
             .header(AUTHORIZATION, format!("Bearer {}", token.secret()));
+        // An empty body still goes out, as `Content-Length: 0`, because ARM rejects a POST
+        // without a length with 411.
         if let Some(body) = &call.body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
+            if !body.is_empty() {
+                request = request.header(CONTENT_TYPE, "application/json");
+            }
+            request = request.body(body.clone());
         }
         let started = Instant::now();
         let timeout = self.settings.request_timeout;
