@@ -30,8 +30,9 @@ pub const SUPPORTED_API_VERSIONS: &[&str] = &["2026-05-01", "2025-09-01"];
 /// from Container Instances.
 pub const RESOURCE_GROUPS_API_VERSION: &str = "2021-04-01";
 
-/// Timeout of one request, from sending it to reading the whole body. ARM answers a
-/// container group PUT within seconds; 30 s leaves room for a slow region.
+/// Timeout of one request, from sending it to reading the whole body. ARM usually responds
+/// to a container group PUT within a few seconds (an estimate), so 30 s leaves room for a
+/// slow region.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Limiter key for requests not tied to a region (the resource group read).
@@ -98,7 +99,7 @@ pub struct LogOptions {
     pub timestamps: bool,
 }
 
-/// What a delete did.
+/// Result of a delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
     /// 200: the group is deleted.
@@ -155,7 +156,7 @@ impl ArmClient {
         })
     }
 
-    /// The last value of each `x-ms-ratelimit-remaining-*` header, keyed by the part after
+    /// Returns the last value of each `x-ms-ratelimit-remaining-*` header, keyed by the part after
     /// that prefix.
     pub fn ratelimit_remaining(&self) -> BTreeMap<String, i64> {
         self.inner
@@ -165,7 +166,7 @@ impl ArmClient {
             .clone()
     }
 
-    /// Creates the container group `name`, or updates it when it exists (PUT). ARM answers
+    /// Creates the container group `name`, or updates it when it exists (PUT). ARM returns
     /// 201 for a create and 200 for an update, before the group is provisioned.
     pub async fn create_or_update(
         &self,
@@ -236,7 +237,7 @@ impl ArmClient {
         })
     }
 
-    /// Stops all containers of a group and keeps the group (ARM answers 204).
+    /// Stops all containers of a group and keeps the group (ARM returns 204).
     pub async fn stop(&self, scope: &ResourceGroupRef, name: &str) -> Result<(), ArmError> {
         let url = self.group_url(scope, name, &["stop"]);
         self.send(ArmOperation::Stop, scope, url, Some(Vec::new()), &[])
@@ -298,7 +299,7 @@ impl ArmClient {
         Ok(resource_group)
     }
 
-    /// The resource group's region, read once and then cached for the client's lifetime.
+    /// Returns the resource group's region, read once and then cached for the client's lifetime.
     pub async fn region(&self, scope: &ResourceGroupRef) -> Result<String, ArmError> {
         if let Some(region) = self.lock_regions().get(&scope.cache_key()) {
             return Ok(region.clone());

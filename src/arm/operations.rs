@@ -42,7 +42,7 @@ impl ArmOperation {
         }
     }
 
-    /// The path below the ARM endpoint, with `{placeholders}` as the ARM spec names them.
+    /// Returns the path below the ARM endpoint, with `{placeholders}` as the ARM spec names them.
     /// The query (`api-version` and the operation's options) is not part of it.
     pub fn path_template(self) -> String {
         match self {
@@ -74,7 +74,7 @@ impl ArmOperation {
         }
     }
 
-    /// A bounded label for metrics and logs.
+    /// Returns a bounded label for metrics and logs.
     pub fn label(self) -> &'static str {
         match self {
             Self::CreateOrUpdate => "create_or_update",

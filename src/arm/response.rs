@@ -55,7 +55,7 @@ impl ProvisioningState {
             .unwrap_or_else(|| Self::Other(value.to_owned()))
     }
 
-    /// The state's name as ARM spells it.
+    /// Returns the state's name as ARM spells it.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Other(value) => value,

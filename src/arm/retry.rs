@@ -108,13 +108,31 @@ impl Inner {
 
     async fn send_once(&self, call: &Call<'_>) -> Result<Reply, ArmError> {
         let operation = call.operation.label();
+        let class = call.operation.request_class();
         self.limiter
-            .acquire(
-                call.subscription,
-                call.region,
-                call.operation.request_class(),
-            )
+            .acquire(call.subscription, call.region, class)
             .await;
+        let request = self.build_request(call).await?;
+
+        let started = Instant::now();
+        let result = self.execute(operation, request).await;
+        let elapsed = started.elapsed();
+        let status = result.as_ref().ok().map(|(status, ..)| status.as_u16());
+        self.metrics.observe_arm_request(operation, status, elapsed);
+        let (status, headers, body) = result?;
+
+        self.record_ratelimit_headers(&headers);
+        if status.is_success() || call.accept.contains(&status.as_u16()) {
+            return Ok(Reply { status, body });
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.metrics
+                .record_throttled(crate::metrics::Api::Arm, operation);
+        }
+        Err(api_error(operation, status, &headers, &body))
+    }
+
+    async fn build_request(&self, call: &Call<'_>) -> Result<reqwest::RequestBuilder, ArmError> {
         let token = self.tokens.token().await?;
         let mut request = self
             .http
@@ -128,42 +146,28 @@ impl Inner {
             }
             request = request.body(body.clone());
         }
-        let started = Instant::now();
+        Ok(request)
+    }
+
+    /// Sends the request and reads the whole body within the request timeout.
+    async fn execute(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ArmError> {
         let timeout = self.settings.request_timeout;
-        let result = tokio::time::timeout(timeout, async {
+        let exchange = async {
             let response = request.send().await?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
-        })
-        .await;
-        let elapsed = started.elapsed();
-        let (status, headers, body) = match result {
-            Err(_) => {
-                self.metrics.observe_arm_request(operation, None, elapsed);
-                return Err(ArmError::Timeout { operation, timeout });
-            }
-            Ok(Err(source)) => {
-                self.metrics.observe_arm_request(operation, None, elapsed);
-                return Err(ArmError::Transport { operation, source });
-            }
-            Ok(Ok(parts)) => parts,
+            Ok::<_, reqwest::Error>((status, headers, body.to_vec()))
         };
-        self.metrics
-            .observe_arm_request(operation, Some(status.as_u16()), elapsed);
-        self.record_ratelimit_headers(&headers);
-        if status.is_success() || call.accept.contains(&status.as_u16()) {
-            return Ok(Reply {
-                status,
-                body: body.to_vec(),
-            });
+        match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => Err(ArmError::Timeout { operation, timeout }),
+            Ok(Err(source)) => Err(ArmError::Transport { operation, source }),
+            Ok(Ok(parts)) => Ok(parts),
         }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            self.metrics
-                .record_throttled(crate::metrics::Api::Arm, operation);
-        }
-        Err(api_error(operation, status, &headers, &body))
     }
 
     fn record_ratelimit_headers(&self, headers: &HeaderMap) {
