@@ -1,0 +1,186 @@
+//! Token endpoints (managed identity and Entra client credentials) and HTTPS serving.
+
+use prefect_aci_worker::emulator::{ClientCredential, EmulatorConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn managed_identity_url(emulator: &TestEmulator) -> String {
+    format!(
+        "{}?api-version=2019-08-01&resource=https%3A%2F%2Fmanagement.azure.com&client_id=abc",
+        emulator.handle.identity_endpoint()
+    )
+}
+
+#[tokio::test]
+async fn managed_identity_token_opens_arm() {
+    let emulator = TestEmulator::start().await;
+    let response = emulator
+        .client
+        .get(managed_identity_url(&emulator))
+        .header("x-identity-header", emulator.handle.identity_header())
+        .header("metadata", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["resource"], "https://management.azure.com");
+    let expires_on: u64 = body["expires_on"].as_str().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        expires_on > now + 3000,
+        "expires_on {expires_on} is not about an hour ahead"
+    );
+
+    let token = body["access_token"].as_str().unwrap();
+    let arm = emulator
+        .client
+        .get(emulator.group_url("any", ""))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arm.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn managed_identity_rejects_wrong_header() {
+    let emulator = TestEmulator::start().await;
+    for header in [Some("wrong"), None] {
+        let mut request = emulator.client.get(managed_identity_url(&emulator));
+        if let Some(header) = header {
+            request = request.header("x-identity-header", header);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "header {header:?}"
+        );
+    }
+}
+
+async fn entra_token(
+    emulator: &TestEmulator,
+    client_id: &str,
+    secret: &str,
+) -> (StatusCode, Value) {
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", secret)
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("scope", "https://management.azure.com/.default")
+        .finish();
+    let url = format!(
+        "{}/tenant-1/oauth2/v2.0/token",
+        emulator.handle.authority_host()
+    );
+    let response = emulator
+        .client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+fn config_with_client() -> EmulatorConfig {
+    let mut config = EmulatorConfig::for_tests();
+    config.client_credentials = vec![ClientCredential {
+        client_id: "app-1".into(),
+        client_secret: "right".into(),
+    }];
+    config
+}
+
+#[tokio::test]
+async fn entra_client_credentials_issue_tokens() {
+    let emulator = TestEmulator::with_config(config_with_client()).await;
+    let (status, body) = entra_token(&emulator, "app-1", "right").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap();
+    let arm = emulator
+        .client
+        .get(emulator.group_url("any", ""))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arm.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn entra_rejects_wrong_secret_and_client() {
+    let emulator = TestEmulator::with_config(config_with_client()).await;
+    let (status, body) = entra_token(&emulator, "app-1", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_codes"][0], 7000215);
+    assert!(!body.to_string().contains("right"), "secret leaked: {body}");
+
+    let (status, body) = entra_token(&emulator, "app-unknown", "right").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_codes"][0], 700016);
+    assert!(body["error_description"].is_string());
+}
+
+#[tokio::test]
+async fn tls_serves_with_generated_certificate() {
+    let directory = tempfile::tempdir().unwrap();
+    let certificate_file = directory.path().join("ca.pem");
+    let mut config = EmulatorConfig::for_tests();
+    config.tls = true;
+    config.tls_cert_out = Some(certificate_file.clone());
+    let handle = prefect_aci_worker::emulator::Emulator::start(config)
+        .await
+        .unwrap();
+    assert!(handle.arm_endpoint().starts_with("https://127.0.0.1:"));
+    let pem = std::fs::read_to_string(&certificate_file).unwrap();
+    assert_eq!(Some(pem.as_str()), handle.ca_certificate_pem());
+
+    let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([certificate])
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}?api-version=2019-08-01&resource=r",
+        handle.identity_endpoint()
+    );
+    let response = client
+        .get(&url)
+        .header("x-identity-header", handle.identity_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let localhost = url.replace("127.0.0.1", "localhost");
+    let response = client
+        .get(&localhost)
+        .header("x-identity-header", handle.identity_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let untrusting = reqwest::Client::builder()
+        .tls_certs_only([])
+        .build()
+        .unwrap();
+    assert!(
+        untrusting.get(&url).send().await.is_err(),
+        "an untrusted certificate was accepted"
+    );
+    handle.shutdown().await;
+}

@@ -1,0 +1,107 @@
+//! Simulated containers: no process, a wait, an exit code from the environment, and flow
+//! run states proposed to the Prefect API.
+//!
+//! The Prefect API here is a recording server on 127.0.0.1 that accepts every proposal:
+//! this checks the calls the emulator makes, not Prefect's orchestration rules.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use prefect_aci_worker::emulator::EmulatorConfig;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+type Recorded = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+
+async fn set_state(
+    State(recorded): State<Recorded>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let authorization = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    recorded.lock().unwrap().push((id, authorization, body));
+    Json(json!({ "status": "ACCEPT", "state": {} }))
+}
+
+async fn start_recorder() -> (String, Recorded) {
+    let recorded: Recorded = Arc::default();
+    let app = axum::Router::new()
+        .route("/api/flow_runs/{id}/set_state", post(set_state))
+        .with_state(recorded.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, recorded)
+}
+
+fn simulated_body(api_url: &str, exit_code: &str) -> Value {
+    let mut body = group_body(&["prefect", "flow-run", "execute"]);
+    body["properties"]["containers"][0]["properties"]["environmentVariables"] = json!([
+        { "name": "PREFECT_API_URL", "value": api_url },
+        { "name": "PREFECT__FLOW_RUN_ID", "value": "run-1" },
+        { "name": "PREFECT_API_KEY", "secureValue": "pnu_key" },
+        { "name": "ACI_EMULATOR_SIM_SECONDS", "value": "0.3" },
+        { "name": "ACI_EMULATOR_SIM_EXIT_CODE", "value": exit_code }
+    ]);
+    body
+}
+
+fn proposed_types(recorded: &Recorded) -> Vec<String> {
+    let calls = recorded.lock().unwrap();
+    calls
+        .iter()
+        .map(|(_, _, body)| body["state"]["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn simulated_failure_reports_running_then_failed() {
+    let (api_url, recorded) = start_recorder().await;
+    let mut config = EmulatorConfig::for_tests();
+    config.simulate = true;
+    let emulator = TestEmulator::with_config(config).await;
+    emulator
+        .create("sim-fail", &simulated_body(&api_url, "2"))
+        .await;
+
+    let running = emulator
+        .wait_for("sim-fail", |g| current_state(g) == "Running")
+        .await;
+    assert_eq!(group_state(&running), "Running");
+    let done = emulator
+        .wait_for("sim-fail", |g| current_state(g) == "Terminated")
+        .await;
+    assert_eq!(container_view(&done)["currentState"]["exitCode"], 2);
+    assert_eq!(emulator.pid("sim-fail").await, None);
+    assert_eq!(proposed_types(&recorded), ["RUNNING", "FAILED"]);
+    let calls = recorded.lock().unwrap();
+    assert_eq!(calls[0].0, "run-1");
+    assert_eq!(calls[0].1.as_deref(), Some("Bearer pnu_key"));
+    assert_eq!(calls[0].2["state"]["name"], "Running");
+}
+
+#[tokio::test]
+async fn simulated_image_pattern_completes() {
+    let (api_url, recorded) = start_recorder().await;
+    let mut config = EmulatorConfig::for_tests();
+    config.simulate_image = vec!["alpine:*".into()];
+    let emulator = TestEmulator::with_config(config).await;
+    emulator
+        .create("sim-ok", &simulated_body(&api_url, "0"))
+        .await;
+    let done = emulator
+        .wait_for("sim-ok", |g| current_state(g) == "Terminated")
+        .await;
+    assert_eq!(container_view(&done)["currentState"]["exitCode"], 0);
+    assert_eq!(group_state(&done), "Succeeded");
+    assert_eq!(proposed_types(&recorded), ["RUNNING", "COMPLETED"]);
+    let logs = emulator.logs("sim-ok", "").await;
+    assert!(logs.contains("proposed Running: ACCEPT"), "logs: {logs}");
+}
