@@ -419,3 +419,7 @@ fn read_poll_interval(fields: &Fields<'_>) -> Result<Duration, TemplateError> {
     }
     Ok(Duration::from_secs_f64(seconds))
 }
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

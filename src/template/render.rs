@@ -260,3 +260,7 @@ fn apply_to_text(
     };
     Some(Value::String(placeholder::substitute(text, replace)))
 }
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

@@ -361,3 +361,7 @@ pub fn render_report(config: &AciJobConfiguration, request: &ContainerGroupReque
         "container_group": request.masked(),
     })
 }
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;
