@@ -65,11 +65,24 @@ fn python_error_class(error: &TemplateError) -> &'static str {
     }
 }
 
-async fn render_case(case: &Value, lookup: &InMemoryLookup) -> Value {
-    let template = match case.get("template_file") {
-        Some(file) => read_json(&root().join(file.as_str().unwrap())),
-        None => case["template"].clone(),
-    };
+/// Builds a case's base job template: its `template_file`, or its `job_configuration` with
+/// the shared `typed_variables` overlaid by the case's `extra_variables`.
+fn template_of(spec: &Value, case: &Value) -> Value {
+    if let Some(file) = case.get("template_file") {
+        return read_json(&root().join(file.as_str().unwrap()));
+    }
+    let mut properties = spec["typed_variables"].as_object().unwrap().clone();
+    if let Some(extra) = case.get("extra_variables").and_then(Value::as_object) {
+        properties.extend(extra.clone());
+    }
+    json!({
+        "job_configuration": case["job_configuration"],
+        "variables": {"type": "object", "properties": properties},
+    })
+}
+
+async fn render_case(spec: &Value, case: &Value, lookup: &InMemoryLookup) -> Value {
+    let template = template_of(spec, case);
     let worker_env: HashMap<String, String> = case
         .get("worker_env")
         .and_then(Value::as_object)
@@ -106,7 +119,7 @@ async fn rendering_matches_prefect() {
     let mut failures = Vec::new();
     for case in cases {
         let name = case["name"].as_str().unwrap();
-        let ours = render_case(case, &lookup).await;
+        let ours = render_case(&spec, case, &lookup).await;
         let theirs = &expected[name];
         if &ours != theirs {
             failures.push(format!(

@@ -10,6 +10,9 @@ use crate::template::pyrepr::python_str;
 use crate::template::resolve;
 use crate::template::secrets::SecretValues;
 
+/// A JSON object, as job configurations and job variables are.
+type Object = Map<String, Value>;
+
 /// A rendered job configuration and the secrets that went into it.
 #[derive(Debug, Clone)]
 pub struct RenderedConfiguration {
@@ -81,9 +84,7 @@ pub async fn render_job_configuration<L: TemplateLookup>(
     })
 }
 
-fn split_template(
-    template: &Value,
-) -> Result<(Map<String, Value>, &Map<String, Value>), TemplateError> {
+fn split_template(template: &Value) -> Result<(Object, &Object), TemplateError> {
     static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
     let Some(job_configuration) = template.get("job_configuration").and_then(Value::as_object)
     else {
@@ -135,7 +136,7 @@ fn prepare(
     mut base_config: Map<String, Value>,
     properties: &Map<String, Value>,
     values: &Map<String, Value>,
-) -> Result<(Map<String, Value>, Map<String, Value>), TemplateError> {
+) -> Result<(Object, Object), TemplateError> {
     let mut variables: Map<String, Value> = properties
         .iter()
         .filter_map(|(name, schema)| match schema.get("default") {

@@ -122,10 +122,14 @@ async def create_blocks(client, blocks):
     return ids
 
 
-def load_template(case):
+def load_template(spec, case):
     if "template_file" in case:
         return json.loads((ROOT / case["template_file"]).read_text())
-    return case["template"]
+    properties = {**spec["typed_variables"], **case.get("extra_variables", {})}
+    return {
+        "job_configuration": case["job_configuration"],
+        "variables": {"type": "object", "properties": properties},
+    }
 
 
 def capture_class():
@@ -146,12 +150,12 @@ def capture_class():
     return Captured
 
 
-async def render_case(client, flow_id, case, ids):
+async def render_case(client, flow_id, spec, case, ids):
     from prefect.client.schemas.objects import WorkPool
 
-    template = substitute_block_ids(load_template(case), ids)
-    deployment_vars = substitute_block_ids(case["deployment"], ids)
-    flow_run_vars = substitute_block_ids(case["flow_run"], ids)
+    template = substitute_block_ids(load_template(spec, case), ids)
+    deployment_vars = substitute_block_ids(case.get("deployment"), ids)
+    flow_run_vars = substitute_block_ids(case.get("flow_run"), ids)
     deployment_id = await client.create_deployment(
         flow_id=flow_id, name=f"case-{uuid.uuid4()}", job_variables=deployment_vars or {},
     )
@@ -186,7 +190,7 @@ async def generate(api_url):
             await client.create_variable(VariableCreate(name=variable["name"], value=variable["value"]))
         flow_id = await client.create_flow_from_name(f"parity-{uuid.uuid4()}")
         for case in spec["cases"]:
-            results[case["name"]] = await render_case(client, flow_id, case, ids)
+            results[case["name"]] = await render_case(client, flow_id, spec, case, ids)
     return results
 
 
