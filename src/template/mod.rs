@@ -1,1 +1,36 @@
 //! Job-template rendering and the ACI job configuration.
+//!
+//! The pipeline: [`render::render_job_configuration`] turns a work pool's base job template
+//! plus job variables into JSON exactly as Prefect 3.9.1 does, [`job::AciJobConfiguration`]
+//! types and validates that JSON, and [`request::build_container_group`] turns it into the
+//! container group body sent to ARM.
+
+pub mod arm_template;
+mod error;
+mod fields;
+pub mod job;
+pub mod lookup;
+mod placeholder;
+mod pyrepr;
+pub mod render;
+pub mod request;
+mod resolve;
+pub mod secrets;
+
+pub use error::TemplateError;
+pub use job::AciJobConfiguration;
+pub use lookup::{BlockDocument, InMemoryLookup, LookupError, TemplateLookup};
+pub use render::{RenderedConfiguration, merge_job_variables, render_job_configuration};
+pub use request::{ContainerGroupRequest, GroupPlacement, PrefectConnectionEnv, RunContext};
+pub use secrets::{SecretString, SecretValues};
+
+/// Default image for flow-run containers when neither the pool nor the deployment sets one.
+/// A published Prefect 3 image tag, pinned so a run does not change when Prefect publishes a
+/// new release.
+pub const DEFAULT_IMAGE: &str = "prefecthq/prefect:3.9.1-python3.11";
+
+/// Returns this worker's default base job template (`job_configuration` and `variables`).
+pub fn default_base_job_template() -> serde_json::Value {
+    serde_json::from_str(include_str!("default_template.json"))
+        .expect("default_template.json is valid JSON, checked by a unit test")
+}
