@@ -1,4 +1,5 @@
-//! Helpers shared by the integration test binaries.
+//! Helpers shared by the integration test binaries. Each binary uses only some of them.
+#![allow(dead_code)]
 
 pub mod prefect_server;
 pub mod spec;
