@@ -2,7 +2,7 @@
 //! `prefect-aci-worker start` as a child process.
 //!
 //! Tests that need the flow engine (completion, failure, exit codes, logs) run
-//! `prefect flow-run execute` from the venv inside the emulator; the rest use simulated
+//! `prefect flow-run execute` from the venv inside the emulator. The rest use simulated
 //! containers, which cost no CPU. Each test has its own emulator, pool and worker.
 
 mod support;

@@ -43,7 +43,7 @@ def wait_http(url, seconds):
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    print(f"{url} did not answer 200 within {seconds} s", file=sys.stderr)
+    print(f"{url} did not return 200 within {seconds} s", file=sys.stderr)
     return 1
 
 

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Attempts of one request that Prefect rejects with 503 or that fails to connect. The
-/// SQLite-backed server answers 503 when several tests write at once on 2 cores.
+/// SQLite-backed server returns 503 when several tests write at once on 2 cores.
 const ATTEMPTS: u32 = 20;
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Page size of `/logs/filter`, Prefect's maximum.

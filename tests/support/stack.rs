@@ -2,10 +2,10 @@
 //! in-process ACI emulator per test, a work pool per test, and the worker binary as a child
 //! process that tests can stop, SIGKILL and start again.
 //!
-//! Container images decide how the emulator runs a container: images under [`SIM_REGISTRY`]
-//! are simulated (no process; the emulator proposes Running, then Completed or Failed, as the
-//! engine would), and every other image runs its command as a local process with the Prefect
-//! venv first on PATH, so `prefect flow-run execute` runs the real engine.
+//! The image decides how the emulator runs a container. Images under [`SIM_REGISTRY`] are
+//! simulated: no process runs, and the emulator proposes Running, then Completed or Failed,
+//! as the engine would. Every other image runs its command as a local process with the
+//! Prefect venv first on PATH, so `prefect flow-run execute` runs the real engine.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -39,8 +39,8 @@ const ARM_API_VERSION: &str = "2026-05-01";
 
 static PYTHON_TEMPLATE: OnceLock<Value> = OnceLock::new();
 
-/// The base job template of prefect-azure 0.4.13's ACI worker, as
-/// `prefect work-pool get-default-base-job-template --type azure-container-instance` prints it.
+/// Returns the base job template of prefect-azure 0.4.13's ACI worker, as `prefect work-pool
+/// get-default-base-job-template --type azure-container-instance` prints it (read once).
 pub fn python_worker_template(server: &PrefectServer) -> Value {
     PYTHON_TEMPLATE
         .get_or_init(|| {
@@ -178,13 +178,13 @@ impl Stack {
             .await
     }
 
-    /// Every container group the emulator holds, as `GET /admin/groups` lists them.
+    /// Returns every container group in the emulator, as `GET /admin/groups` lists them.
     pub async fn groups(&self) -> Vec<Value> {
         let value = self.admin_get("/groups").await;
         value.as_array().cloned().unwrap_or_default()
     }
 
-    /// Names of every container group the emulator holds.
+    /// Returns the names of every container group in the emulator.
     pub async fn group_names(&self) -> Vec<String> {
         self.groups()
             .await
@@ -193,7 +193,7 @@ impl Stack {
             .collect()
     }
 
-    /// The emulator's request counters: `{"<operation>": {"<status>": count}}`.
+    /// Returns the emulator's request counters: `{"<operation>": {"<status>": count}}`.
     pub async fn counters(&self) -> Value {
         self.admin_get("/counters").await
     }
@@ -293,7 +293,7 @@ impl Stack {
         }
     }
 
-    /// Waits until the emulator holds no container group.
+    /// Waits until the emulator has no container group left.
     pub async fn wait_for_no_groups(&self, worker: &Worker, timeout: Duration) {
         let started = Instant::now();
         loop {
@@ -313,7 +313,7 @@ impl Stack {
         }
     }
 
-    /// Waits until the emulator holds a group whose name ends with `run`, and returns its
+    /// Waits until the emulator has a group whose name ends with `run`, and returns its
     /// name.
     pub async fn wait_for_group_of(&self, worker: &Worker, run: &str, timeout: Duration) -> String {
         let started = Instant::now();
@@ -397,7 +397,7 @@ pub fn counter(counters: &Value, operation: &str, status: u16) -> u64 {
         .unwrap_or(0)
 }
 
-/// Sum of `counters[operation]` over every status.
+/// Returns the sum of `counters[operation]` over every status.
 pub fn counter_total(counters: &Value, operation: &str) -> u64 {
     counters[operation]
         .as_object()

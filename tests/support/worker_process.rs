@@ -62,46 +62,6 @@ impl Worker {
         let http_port = free_port();
         let home = stack.scratch_dir().join(format!("home-{name}"));
         std::fs::create_dir_all(&home).expect("create the worker's PREFECT_HOME");
-        let mut command: Vec<String> = [
-            "start",
-            "--pool",
-            &stack.pool,
-            "--name",
-            name,
-            "--http-addr",
-            &format!("127.0.0.1:{http_port}"),
-            "--arm-endpoint",
-            &stack.emulator.arm_endpoint(),
-            "--azure-auth",
-            "managed-identity",
-            "--query-seconds",
-            "1",
-            "--heartbeat-seconds",
-            "2",
-            "--lease-seconds",
-            &options.lease_seconds.to_string(),
-            "--orphan-grace-seconds",
-            &options.orphan_grace_seconds.to_string(),
-            "--final-state-grace-seconds",
-            &options.final_state_grace_seconds.to_string(),
-            "--read-interval-running-seconds",
-            "2",
-            "--log-interval-seconds",
-            "1",
-            "--cleanup-retry-seconds",
-            "2",
-            "--min-poll-interval-seconds",
-            "0.5",
-            "--log-level",
-            "info",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if let Some(limit) = options.limit {
-            command.extend(["--limit".to_owned(), limit.to_string()]);
-        }
-        command.extend(options.extra_args.iter().cloned());
         let env = vec![
             ("PREFECT_API_URL".to_owned(), stack.prefect.api_url.clone()),
             ("PREFECT_HOME".to_owned(), home.display().to_string()),
@@ -117,7 +77,7 @@ impl Worker {
         let mut worker = Worker {
             name: name.to_owned(),
             http_port,
-            command,
+            command: start_arguments(stack, name, http_port, &options),
             env,
             log_path: stack.scratch_dir().join(format!("worker-{name}.log")),
             child: None,
@@ -212,7 +172,7 @@ impl Worker {
         &self.log_path
     }
 
-    /// The last few thousand bytes the worker wrote to stderr, across every start.
+    /// Returns the last 6,000 bytes the worker wrote to stderr, across every start.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let mut start = text.len().saturating_sub(LOG_TAIL_BYTES);
@@ -222,8 +182,8 @@ impl Worker {
         text[start..].to_owned()
     }
 
-    /// `GET path` on the worker's HTTP server: the status and body, or `None` when it does
-    /// not answer.
+    /// Sends `GET path` to the worker's HTTP server and returns the status and body, or
+    /// `None` when the request fails.
     pub async fn http_get(&self, path: &str) -> Option<(u16, String)> {
         let url = format!("http://127.0.0.1:{}{path}", self.http_port);
         let response = self.http.get(url).send().await.ok()?;
@@ -231,7 +191,7 @@ impl Worker {
         Some((status, response.text().await.unwrap_or_default()))
     }
 
-    /// Waits until `/readyz` answers 200; panics after `timeout` with the log tail.
+    /// Waits until `/readyz` returns 200; panics after `timeout` with the log tail.
     pub async fn wait_ready(&mut self, timeout: Duration) {
         let started = Instant::now();
         let mut last = None;
@@ -249,7 +209,7 @@ impl Worker {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         panic!(
-            "worker not ready after {timeout:?}, last /readyz answer {last:?}:\n{}",
+            "worker not ready after {timeout:?}, last /readyz response {last:?}:\n{}",
             self.log_tail()
         );
     }
@@ -267,6 +227,58 @@ impl Drop for Worker {
             );
         }
     }
+}
+
+/// Builds the `start` command line: the flags of the worker's contract plus short
+/// intervals for every loop (reads of running groups every 2 s, logs every 1 s, cleanup
+/// retries every 2 s) so that tests take seconds, not minutes.
+fn start_arguments(
+    stack: &Stack,
+    name: &str,
+    http_port: u16,
+    options: &WorkerOptions,
+) -> Vec<String> {
+    let mut arguments: Vec<String> = [
+        "start",
+        "--pool",
+        &stack.pool,
+        "--name",
+        name,
+        "--http-addr",
+        &format!("127.0.0.1:{http_port}"),
+        "--arm-endpoint",
+        &stack.emulator.arm_endpoint(),
+        "--azure-auth",
+        "managed-identity",
+        "--query-seconds",
+        "1",
+        "--heartbeat-seconds",
+        "2",
+        "--lease-seconds",
+        &options.lease_seconds.to_string(),
+        "--orphan-grace-seconds",
+        &options.orphan_grace_seconds.to_string(),
+        "--final-state-grace-seconds",
+        &options.final_state_grace_seconds.to_string(),
+        "--read-interval-running-seconds",
+        "2",
+        "--log-interval-seconds",
+        "1",
+        "--cleanup-retry-seconds",
+        "2",
+        "--min-poll-interval-seconds",
+        "0.5",
+        "--log-level",
+        "info",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(limit) = options.limit {
+        arguments.extend(["--limit".to_owned(), limit.to_string()]);
+    }
+    arguments.extend(options.extra_args.iter().cloned());
+    arguments
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
