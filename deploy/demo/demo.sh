@@ -100,13 +100,13 @@ ADMIN=$ARM/admin
 
 step "Starting a Prefect server on 127.0.0.1:$PREFECT_PORT (PREFECT_HOME in $WORK)"
 start_logged server "$VENV/bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT"
-"$PY" "$CLIENT" wait-http "$PREFECT_API_URL/health" "$SERVER_TIMEOUT"
+"$PY" "$CLIENT" wait-http "$PREFECT_API_URL/health" "$SERVER_TIMEOUT" "${PIDS[-1]}"
 
 step "Starting the ACI emulator on $ARM"
 start_logged emulator "$EMULATOR_BIN" --listen "127.0.0.1:$EMULATOR_PORT" \
   --identity-header "$IDENTITY_HEADER" --path-prepend "$VENV/bin" \
   --pending-ms 200 --creating-ms 300
-"$PY" "$CLIENT" wait-http "$ADMIN/counters" 30
+"$PY" "$CLIENT" wait-http "$ADMIN/counters" 30 "${PIDS[-1]}"
 "$PY" "$CLIENT" create-resource-group "$ARM" "$ARM/msi/token" "$IDENTITY_HEADER" \
   "$SUBSCRIPTION" "$RESOURCE_GROUP" "$LOCATION"
 note "resource group $RESOURCE_GROUP in subscription $SUBSCRIPTION ($LOCATION)"
@@ -120,7 +120,7 @@ start_logged worker "$WORKER_BIN" start --pool "$POOL" --name "$WORKER_NAME" \
   --http-addr "127.0.0.1:$WORKER_PORT" --arm-endpoint "$ARM" \
   --azure-auth managed-identity --query-seconds 2 --heartbeat-seconds 10 \
   --read-interval-running-seconds 3 --log-interval-seconds 2
-"$PY" "$CLIENT" wait-http "http://127.0.0.1:$WORKER_PORT/readyz" 60
+"$PY" "$CLIENT" wait-http "http://127.0.0.1:$WORKER_PORT/readyz" 60 "${PIDS[-1]}"
 note "ready"
 
 step "Deploying deploy/demo/flows.py and creating three flow runs"

@@ -1,18 +1,20 @@
 """HTTP steps of demo.sh against Prefect, the ACI emulator and the worker (stdlib only).
 
 Usage:
-  demo_client.py wait-http URL SECONDS
+  demo_client.py wait-http URL SECONDS [PID]
   demo_client.py create-resource-group ARM_URL IDENTITY_ENDPOINT IDENTITY_HEADER SUBSCRIPTION GROUP LOCATION
   demo_client.py watch API_URL SECONDS LABEL=FLOW_RUN_ID...
   demo_client.py wait-no-groups ADMIN_URL SECONDS
   demo_client.py groups ADMIN_URL
 
-`watch` prints each state change and, at the end, one line `final LABEL TYPE NAME: MESSAGE`
+`wait-http` exits 1 if URL does not return 200 within SECONDS, or as soon as process PID
+has exited. `watch` prints each state change and, at the end, one line `final LABEL TYPE NAME: MESSAGE`
 per run. It exits 1 if a run is not final within SECONDS. `wait-no-groups` exits 1 if
 container groups remain after SECONDS.
 """
 
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -33,9 +35,20 @@ def request(method, url, body=None, headers=None):
     return json.loads(text) if text else None
 
 
-def wait_http(url, seconds):
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_http(url, seconds, pid=None):
     deadline = time.monotonic() + float(seconds)
     while time.monotonic() < deadline:
+        if pid is not None and not process_exists(int(pid)):
+            print(f"process {pid} exited before {url} returned 200", file=sys.stderr)
+            return 1
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
