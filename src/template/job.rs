@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::template::DEFAULT_IMAGE;
 use crate::template::error::TemplateError;
-use crate::template::fields::{Fields, invalid};
+use crate::template::fields::{Fields, invalid, prefixed};
 use crate::template::render::{RenderedConfiguration, type_name};
 use crate::template::secrets::{SecretString, SecretValues};
 
@@ -269,8 +269,11 @@ fn read_image_registry(fields: &Fields<'_>) -> Result<Option<ImageRegistry>, Tem
     let hint = "set registry_url, the registry host such as myregistry.azurecr.io";
     let registry_url = inner
         .required_string("registry_url", hint)
-        .map_err(prefix_registry)?;
-    if let Some(identity) = inner.string("identity").map_err(prefix_registry)? {
+        .map_err(|e| prefixed("image_registry", e))?;
+    if let Some(identity) = inner
+        .string("identity")
+        .map_err(|e| prefixed("image_registry", e))?
+    {
         check_identity("image_registry.identity", &identity)?;
         return Ok(Some(ImageRegistry::AcrManagedIdentity {
             registry_url,
@@ -278,7 +281,7 @@ fn read_image_registry(fields: &Fields<'_>) -> Result<Option<ImageRegistry>, Tem
         }));
     }
     let username = inner.required_string("username", "set username, or identity for ACR");
-    let username = username.map_err(prefix_registry)?;
+    let username = username.map_err(|e| prefixed("image_registry", e))?;
     let password = match registry.get("password") {
         Some(Value::String(text)) if !text.is_empty() => SecretString::new(text.clone()),
         _ => {
@@ -293,25 +296,6 @@ fn read_image_registry(fields: &Fields<'_>) -> Result<Option<ImageRegistry>, Tem
         username,
         password,
     }))
-}
-
-fn prefix_registry(error: TemplateError) -> TemplateError {
-    match error {
-        TemplateError::InvalidVariable {
-            variable,
-            value,
-            expected,
-        } => TemplateError::InvalidVariable {
-            variable: format!("image_registry.{variable}"),
-            value,
-            expected,
-        },
-        TemplateError::MissingVariable { variable, hint } => TemplateError::MissingVariable {
-            variable: format!("image_registry.{variable}"),
-            hint,
-        },
-        other => other,
-    }
 }
 
 /// Reads `subscription_id` without quoting its value in errors, since it is a secret.
@@ -347,12 +331,16 @@ fn read_credentials(fields: &Fields<'_>) -> Result<AciCredentials, TemplateError
         }
     };
     let credentials = AciCredentials {
-        client_id: inner.string("client_id").map_err(prefix_credentials)?,
-        tenant_id: inner.string("tenant_id").map_err(prefix_credentials)?,
+        client_id: inner
+            .string("client_id")
+            .map_err(|e| prefixed("aci_credentials", e))?,
+        tenant_id: inner
+            .string("tenant_id")
+            .map_err(|e| prefixed("aci_credentials", e))?,
         client_secret: secret,
         credential_kwargs: inner
             .object("credential_kwargs")
-            .map_err(prefix_credentials)?
+            .map_err(|e| prefixed("aci_credentials", e))?
             .cloned()
             .unwrap_or_default(),
     };
@@ -380,21 +368,6 @@ fn read_credentials(fields: &Fields<'_>) -> Result<AciCredentials, TemplateError
 
 fn presence(set: bool) -> &'static str {
     if set { "set" } else { "missing" }
-}
-
-fn prefix_credentials(error: TemplateError) -> TemplateError {
-    match error {
-        TemplateError::InvalidVariable {
-            variable,
-            value,
-            expected,
-        } => TemplateError::InvalidVariable {
-            variable: format!("aci_credentials.{variable}"),
-            value,
-            expected,
-        },
-        other => other,
-    }
 }
 
 fn read_start_timeout(fields: &Fields<'_>) -> Result<Duration, TemplateError> {
