@@ -69,8 +69,9 @@ pub struct AciCredentials {
     pub credential_kwargs: Map<String, Value>,
 }
 
-/// A validated ACI job configuration. Debug output masks every secret.
-#[derive(Debug, Clone)]
+/// A validated ACI job configuration. Debug output is the masked JSON form, so secrets and
+/// env values that contain them print as `***`.
+#[derive(Clone)]
 pub struct AciJobConfiguration {
     pub image: String,
     /// `entrypoint` (when set) followed by the shell-split command.
@@ -101,9 +102,21 @@ pub struct AciJobConfiguration {
     pub secrets: SecretValues,
 }
 
+impl std::fmt::Debug for AciJobConfiguration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = crate::template::request::masked_configuration(self);
+        write!(f, "AciJobConfiguration({masked})")
+    }
+}
+
 impl AciJobConfiguration {
-    /// Types and validates a rendered job configuration.
+    /// Types and validates a rendered job configuration. An error never quotes a value
+    /// that contains a secret from a block.
     pub fn from_rendered(rendered: &RenderedConfiguration) -> Result<Self, TemplateError> {
+        Self::read(rendered).map_err(|error| hide_secret_value(error, &rendered.secrets))
+    }
+
+    fn read(rendered: &RenderedConfiguration) -> Result<Self, TemplateError> {
         let Value::Object(map) = &rendered.configuration else {
             let value = type_name(&rendered.configuration).to_string();
             return Err(TemplateError::InvalidVariable {
@@ -141,6 +154,21 @@ impl AciJobConfiguration {
             arm_template: fields.object("arm_template")?.cloned().map(Value::Object),
             secrets: rendered.secrets.clone(),
         })
+    }
+}
+
+fn hide_secret_value(error: TemplateError, secrets: &SecretValues) -> TemplateError {
+    match error {
+        TemplateError::InvalidVariable {
+            variable,
+            value,
+            expected,
+        } if secrets.appears_in(&value) => TemplateError::InvalidVariable {
+            variable,
+            value: "a value containing a secret".into(),
+            expected,
+        },
+        other => other,
     }
 }
 
