@@ -6,6 +6,7 @@
 //! container group body sent to ARM.
 
 pub mod arm_template;
+mod credentials;
 mod error;
 mod fields;
 pub mod job;
@@ -18,10 +19,13 @@ mod resolve;
 pub mod secrets;
 
 pub use error::TemplateError;
-pub use job::AciJobConfiguration;
+pub use job::{AciCredentials, AciJobConfiguration, GpuRequest, ImageRegistry};
 pub use lookup::{BlockDocument, InMemoryLookup, LookupError, TemplateLookup};
 pub use render::{RenderedConfiguration, merge_job_variables, render_job_configuration};
-pub use request::{ContainerGroupRequest, GroupPlacement, PrefectConnectionEnv, RunContext};
+pub use request::{
+    ContainerGroupRequest, GroupPlacement, PrefectConnectionEnv, RunContext, build_container_group,
+    masked_configuration, render_report,
+};
 pub use secrets::{SecretString, SecretValues};
 
 /// Default image for flow-run containers when neither the pool nor the deployment sets one.
