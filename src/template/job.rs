@@ -7,6 +7,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::template::DEFAULT_IMAGE;
+use crate::template::arm_template::{self, ArmContext};
 pub use crate::template::credentials::AciCredentials;
 use crate::template::credentials::read_credentials;
 use crate::template::error::TemplateError;
@@ -142,7 +143,7 @@ impl AciJobConfiguration {
             task_start_timeout: read_start_timeout(&fields)?,
             task_watch_poll_interval: read_poll_interval(&fields)?,
             keep_container_group: fields.boolean("keep_container_group", false)?,
-            arm_template: fields.object("arm_template")?.cloned().map(Value::Object),
+            arm_template: read_arm_template(&fields)?,
             secrets: rendered.secrets.clone(),
         })
     }
@@ -161,6 +162,24 @@ fn hide_secret_value(error: TemplateError, secrets: &SecretValues) -> TemplateEr
         },
         other => other,
     }
+}
+
+/// Reads `arm_template` and converts it once with stand-in names, so an unsupported ARM
+/// expression fails when the configuration is read rather than when the group is built.
+fn read_arm_template(fields: &Fields<'_>) -> Result<Option<Value>, TemplateError> {
+    let Some(template) = fields.object("arm_template")? else {
+        return Ok(None);
+    };
+    let template = Value::Object(template.clone());
+    let stand_in = ArmContext {
+        group_name: "group",
+        location: "location",
+        container_name: "container",
+        resource_group_name: "resource-group",
+        subscription_id: "subscription",
+    };
+    arm_template::container_group_body(&template, &stand_in)?;
+    Ok(Some(template))
 }
 
 /// An explicit null or empty entrypoint means none; an absent key means the default.

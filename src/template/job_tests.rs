@@ -313,3 +313,17 @@ fn error_hides_secret_value() {
     assert!(text.contains("`cpu`"), "{text}");
     assert!(!text.contains("tok-5"), "{text}");
 }
+
+#[test]
+fn unsupported_arm_expression_rejected_early() {
+    let template = json!({"resources": [{
+        "type": "Microsoft.ContainerInstance/containerGroups",
+        "properties": {"containers": [], "osType": "[variables('os')]"},
+    }]});
+    let error = configure(json!({"arm_template": template})).unwrap_err();
+    assert!(
+        matches!(error, TemplateError::UnsupportedArmExpression(_)),
+        "{error}"
+    );
+    assert!(error.to_string().contains("[variables('os')]"), "{error}");
+}
