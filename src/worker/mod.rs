@@ -3,3 +3,8 @@
 
 pub mod shutdown;
 pub mod pool;
+pub mod lookup;
+pub mod convert;
+pub mod jobs;
+pub mod azure;
+pub mod state;
