@@ -464,3 +464,47 @@ async fn hanging_call_cut_by_timeout() {
         started.elapsed()
     );
 }
+
+#[test]
+fn settings_from_environment() {
+    use prefect_aci_worker::arm::{AzureCloud, EndpointSettings, Environment};
+    let env = Environment::from_pairs([("SSL_CERT_FILE", "/etc/ssl/extra.pem")]);
+    let endpoints = EndpointSettings {
+        cloud: AzureCloud::China,
+        arm_endpoint: None,
+    };
+    let settings = ArmSettings::from_environment(&endpoints, &env).unwrap();
+    assert_eq!(
+        settings.endpoint.as_str(),
+        "https://management.chinacloudapi.cn/"
+    );
+    assert_eq!(
+        settings.ca_bundle.as_deref(),
+        Some(std::path::Path::new("/etc/ssl/extra.pem"))
+    );
+    assert_eq!(settings.api_version, "2026-05-01");
+
+    let remote = EndpointSettings {
+        cloud: AzureCloud::Public,
+        arm_endpoint: Some("http://arm.example.com".into()),
+    };
+    let error = ArmSettings::from_environment(&remote, &env).unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Configuration);
+    assert!(error.to_string().contains("loopback"), "{error}");
+}
+
+#[test]
+fn api_versions_checked() {
+    let endpoint = check_arm_endpoint("http://127.0.0.1:1").unwrap();
+    let mut settings = ArmSettings::new(endpoint);
+    settings.api_version = "2025-09-01".into();
+    let tokens = Arc::new(StaticToken::new("t"));
+    assert!(ArmClient::new(settings.clone(), tokens.clone(), Metrics::new()).is_ok());
+    settings.api_version = "2023-05-01".into();
+    let error = ArmClient::new(settings, tokens, Metrics::new()).unwrap_err();
+    assert!(
+        matches!(error, ArmError::UnsupportedApiVersion { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("2026-05-01"), "{error}");
+}
