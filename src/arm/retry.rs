@@ -193,8 +193,8 @@ impl Inner {
     }
 }
 
-/// True when an error body says the resource group or subscription is missing, which a
-/// 404 the operation accepts for a missing container group must not hide.
+/// Returns true when an error body names a missing resource group or subscription. A 404
+/// that an operation accepts for a missing container group must not hide that.
 fn names_missing_parent(body: &[u8]) -> bool {
     innermost_error(body)
         .is_some_and(|(code, _)| classify(Some(404), &code) == ErrorClass::Configuration)
