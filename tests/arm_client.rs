@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use prefect_aci_worker::arm::retry::RetrySettings;
 use prefect_aci_worker::arm::{
     ArmClient, ArmError, ArmSettings, ContainerGroup, DeleteOutcome, ErrorClass, LogOptions,
-    ResourceGroupRef, StaticToken, cloud::check_arm_endpoint,
+    ProvisioningState, ResourceGroupRef, StaticToken, cloud::check_arm_endpoint,
 };
 use prefect_aci_worker::emulator::{
     Emulator, EmulatorConfig, EmulatorHandle, Faults, Operation, OperationFaults,
@@ -507,4 +507,76 @@ fn api_versions_checked() {
         "{error}"
     );
     assert!(error.to_string().contains("2026-05-01"), "{error}");
+}
+
+#[tokio::test]
+async fn image_pull_failure_in_instance_view() {
+    let fixture = Fixture::start(|_| {}).await;
+    fixture.emulator.set_faults(Faults {
+        image_pull_failure: Some("*missing-image*".into()),
+        ..Faults::default()
+    });
+    let client = fixture.client();
+    let mut body = group(&["true"]);
+    body.properties.containers[0].properties.image = "example.io/missing-image:1".into();
+    client
+        .create_or_update(&fixture.scope, "run-pull", &body)
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let failed = loop {
+        let group = client
+            .get(&fixture.scope, "run-pull")
+            .await
+            .unwrap()
+            .unwrap();
+        if group.properties.provisioning_state == ProvisioningState::Failed {
+            break group;
+        }
+        assert!(Instant::now() < deadline, "provisioning never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let view = failed
+        .properties
+        .instance_view
+        .expect("group instance view");
+    let names: Vec<_> = view
+        .events
+        .iter()
+        .filter_map(|e| e.name.as_deref())
+        .collect();
+    assert!(names.contains(&"InaccessibleImage"), "{names:?}");
+    let container = failed.properties.containers[0]
+        .properties
+        .instance_view
+        .clone()
+        .unwrap();
+    let waiting = container.current_state.unwrap();
+    assert_eq!(waiting.detail_status.as_deref(), Some("ErrImagePull"));
+}
+
+#[tokio::test]
+async fn slow_delete_is_accepted() {
+    let fixture = Fixture::start(|_| {}).await;
+    fixture.emulator.set_faults(Faults {
+        slow_delete_ms: 2_000,
+        ..Faults::default()
+    });
+    let client = fixture.client();
+    client
+        .create_or_update(&fixture.scope, "run-slow", &group(&["sleep", "30"]))
+        .await
+        .unwrap();
+    let outcome = client.delete(&fixture.scope, "run-slow").await.unwrap();
+    assert_eq!(outcome, DeleteOutcome::Accepted);
+    let deleting = client
+        .get(&fixture.scope, "run-slow")
+        .await
+        .unwrap()
+        .expect("still listed");
+    assert_eq!(
+        deleting.properties.provisioning_state,
+        ProvisioningState::Deleting
+    );
 }
