@@ -242,6 +242,7 @@ impl<T: FromStr> FromStr for OperationValue<T> {
 
 /// Fault flags. OP is create, get, list, delete, stop, logs, token or all.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Faults (OP: create, get, list, delete, stop, logs, token or all)")]
 pub struct FaultArgs {
     /// Seed of the random source behind fault probabilities, so runs repeat.
     #[arg(long, env = "ACI_EMULATOR_SEED", default_value_t = 0)]
@@ -319,7 +320,7 @@ pub struct FaultArgs {
     )]
     pub fault_slow_delete_ms: u64,
 
-    /// The first N GETs of each group carry no instance view.
+    /// Number of GETs of each group, counted from the first, that carry no instance view.
     #[arg(
         long,
         env = "ACI_EMULATOR_FAULT_NO_INSTANCE_VIEW",
