@@ -621,3 +621,49 @@ fn operations_match_spec() {
         );
     }
 }
+
+/// A log sink shared between the subscriber and the test.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_never_show_token_or_secret() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let fixture = Fixture::start(|_| {}).await;
+    let token = fixture.emulator.issue_token();
+    let tokens = Arc::new(StaticToken::new(token.clone()));
+    let client = ArmClient::new(fixture.settings(), tokens, Metrics::new()).unwrap();
+    let faults = OperationFaults {
+        error_probability: 1.0,
+        error_status: 500,
+        ..Default::default()
+    };
+    fixture.set_operation_faults(Operation::Create, faults);
+    let result = client
+        .create_or_update(&fixture.scope, "run-logged", &group(&["true"]))
+        .await;
+    assert!(result.is_err(), "every create fails with 500");
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying ARM request"), "{logs}");
+    assert!(!logs.contains(&token), "the bearer token is logged: {logs}");
+    assert!(!logs.contains("s3cret"), "a secure value is logged: {logs}");
+}
