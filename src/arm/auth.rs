@@ -77,9 +77,18 @@ impl ClientSecretFields {
 }
 
 /// Environment variables, passed in so the choice can be tested without touching the
-/// process environment. Empty values count as unset.
-#[derive(Debug, Clone, Default)]
+/// process environment. Empty values count as unset. `Debug` prints only the names,
+/// because values such as `AZURE_CLIENT_SECRET` are secrets.
+#[derive(Clone, Default)]
 pub struct Environment(HashMap<String, String>);
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("Environment").field(&names).finish()
+    }
+}
 
 impl Environment {
     pub fn from_process() -> Self {
