@@ -581,7 +581,7 @@ async fn slow_delete_is_accepted() {
     );
 }
 
-/// Finds the official ACI OpenAPI spec beside the checkout, or says why it is missing.
+/// Reads the official ACI OpenAPI spec beside the checkout, or reports why it is missing.
 fn official_spec() -> Option<Value> {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let relative = "shared/specs/containerInstance.json";

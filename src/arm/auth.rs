@@ -21,7 +21,7 @@ use super::credential::{AzureTokenProvider, CredentialError, CredentialFactory};
 /// Credential kind the worker uses for ARM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AzureAuth {
-    /// Chosen from the environment; see [`choose_auth`] for the order.
+    /// Chosen from the environment in the order that [`choose_auth`] documents.
     #[default]
     Auto,
     ManagedIdentity,
