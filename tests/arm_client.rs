@@ -667,3 +667,24 @@ async fn logs_never_show_token_or_secret() {
     assert!(!logs.contains(&token), "the bearer token is logged: {logs}");
     assert!(!logs.contains("s3cret"), "a secure value is logged: {logs}");
 }
+
+#[test]
+fn client_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let endpoint = check_arm_endpoint("http://127.0.0.1:1").unwrap();
+    let client = ArmClient::new(
+        ArmSettings::new(endpoint),
+        Arc::new(StaticToken::new("t")),
+        Metrics::new(),
+    )
+    .unwrap();
+    let scope = ResourceGroupRef::new(SUBSCRIPTION, RESOURCE_GROUP);
+    let body = group(&["true"]);
+    assert_send(&client.create_or_update(&scope, "g", &body));
+    assert_send(&client.get(&scope, "g"));
+    assert_send(&client.list(&scope));
+    assert_send(&client.delete(&scope, "g"));
+    assert_send(&client.stop(&scope, "g"));
+    assert_send(&client.container_logs(&scope, "g", "c", LogOptions::default()));
+    assert_send(&client.resource_group(&scope));
+}
