@@ -41,7 +41,9 @@ pub enum ConfigError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("--managed-identity-client-id and --managed-identity-resource-id are both set; give one")]
+    #[error(
+        "--managed-identity-client-id and --managed-identity-resource-id are both set; give one"
+    )]
     TwoManagedIdentities,
 }
 
@@ -254,7 +256,10 @@ mod tests {
     #[test]
     fn seconds_rejects_zero_unless_allowed() {
         assert!(seconds("query-seconds", 0.0, false).is_err());
-        assert_eq!(seconds("prefetch-seconds", 0.0, true).unwrap(), Duration::ZERO);
+        assert_eq!(
+            seconds("prefetch-seconds", 0.0, true).unwrap(),
+            Duration::ZERO
+        );
     }
 
     #[test]

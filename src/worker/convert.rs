@@ -102,7 +102,11 @@ pub fn group_detail(response: &ContainerGroupResponse) -> GroupDetail {
 
 /// Returns the name of a group's first container, the one the worker streams logs from.
 pub fn first_container_name(response: &ContainerGroupResponse) -> Option<String> {
-    response.properties.containers.first().map(|c| c.name.clone())
+    response
+        .properties
+        .containers
+        .first()
+        .map(|c| c.name.clone())
 }
 
 fn container_state(state: Option<&str>) -> ContainerState {

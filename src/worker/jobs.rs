@@ -75,7 +75,10 @@ impl ResolvedJob {
             task_start_timeout: self.config.task_start_timeout,
             keep_container_group: self.config.keep_container_group,
             stream_output: self.config.stream_output,
-            poll_interval: self.config.task_watch_poll_interval.max(Duration::from_millis(100)),
+            poll_interval: self
+                .config
+                .task_watch_poll_interval
+                .max(Duration::from_millis(100)),
         }
     }
 }
@@ -157,7 +160,8 @@ impl JobResolver {
         let rendered = render_job_configuration(base_job_template, &values, &self.lookup, &env_var)
             .await
             .map_err(JobError::from_template)?;
-        let config = AciJobConfiguration::from_rendered(&rendered).map_err(JobError::from_template)?;
+        let config =
+            AciJobConfiguration::from_rendered(&rendered).map_err(JobError::from_template)?;
         let context = RunContext {
             flow_run_id: run.id.to_string(),
             flow_run_name: run.name.clone(),

@@ -46,6 +46,8 @@ pub struct State {
     pub base_job_template: serde_json::Value,
     /// When each run was first seen scheduled, for the start delay metric.
     pub scheduled_at: HashMap<Uuid, OffsetDateTime>,
+    /// Failed log reads in a row, per run.
+    pub log_failures: HashMap<Uuid, u32>,
 }
 
 /// Everything the snapshot, the planner and the executor share.
