@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::arm::{AzureAuth, AzureCloud};
+
 /// A Prefect worker for Azure Container Instances.
 #[derive(Debug, Parser)]
 #[command(name = "prefect-aci-worker", version, about, long_about = None)]
@@ -62,31 +64,12 @@ pub struct PrefectArgs {
     pub prefect_max_retries: u32,
 }
 
-/// Which Azure cloud the worker talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AzureCloudArg {
-    Public,
-    Usgov,
-    China,
-}
-
-/// How the worker obtains ARM tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AzureAuthArg {
-    /// Choose from the environment, in the order documented in docs/configuration.md.
-    Auto,
-    ManagedIdentity,
-    ClientSecret,
-    WorkloadIdentity,
-    Cli,
-}
-
 /// Azure Resource Manager settings.
 #[derive(Debug, Clone, Args)]
 pub struct AzureArgs {
     /// Azure cloud: picks the ARM endpoint, the authority host and the token scope.
-    #[arg(long, env = "PREFECT_ACI_AZURE_CLOUD", value_enum, default_value_t = AzureCloudArg::Public)]
-    pub azure_cloud: AzureCloudArg,
+    #[arg(long, env = "PREFECT_ACI_AZURE_CLOUD", value_enum, default_value_t = AzureCloud::Public)]
+    pub azure_cloud: AzureCloud,
 
     /// ARM endpoint URL overriding the cloud's, for emulators and private clouds. Plain
     /// `http://` is accepted only for loopback addresses.
@@ -101,9 +84,13 @@ pub struct AzureArgs {
     )]
     pub arm_api_version: String,
 
-    /// Credential used for ARM tokens.
-    #[arg(long, env = "PREFECT_ACI_AZURE_AUTH", value_enum, default_value_t = AzureAuthArg::Auto)]
-    pub azure_auth: AzureAuthArg,
+    /// Credential used for ARM tokens. `auto` takes the first that applies: a pool's
+    /// `aci_credentials`; AZURE_CLIENT_SECRET (with AZURE_TENANT_ID and AZURE_CLIENT_ID);
+    /// AZURE_FEDERATED_TOKEN_FILE (workload identity); IDENTITY_ENDPOINT or MSI_ENDPOINT, or
+    /// a configured user-assigned identity (managed identity); `az` on PATH (Azure CLI);
+    /// otherwise managed identity through the instance metadata endpoint.
+    #[arg(long, env = "PREFECT_ACI_AZURE_AUTH", value_enum, default_value_t = AzureAuth::Auto)]
+    pub azure_auth: AzureAuth,
 
     /// Client id of the user-assigned managed identity to use. Without this and
     /// `--managed-identity-resource-id`, the system-assigned identity is used.

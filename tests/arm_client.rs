@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use prefect_aci_worker::arm::retry::RetrySettings;
 use prefect_aci_worker::arm::{
     ArmClient, ArmError, ArmSettings, ContainerGroup, DeleteOutcome, ErrorClass, LogOptions,
-    ResourceGroupRef, StaticToken, cloud::check_arm_endpoint,
+    ProvisioningState, ResourceGroupRef, StaticToken, cloud::check_arm_endpoint,
 };
 use prefect_aci_worker::emulator::{
     Emulator, EmulatorConfig, EmulatorHandle, Faults, Operation, OperationFaults,
@@ -463,4 +463,228 @@ async fn hanging_call_cut_by_timeout() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn settings_from_environment() {
+    use prefect_aci_worker::arm::{AzureCloud, EndpointSettings, Environment};
+    let env = Environment::from_pairs([("SSL_CERT_FILE", "/etc/ssl/extra.pem")]);
+    let endpoints = EndpointSettings {
+        cloud: AzureCloud::China,
+        arm_endpoint: None,
+    };
+    let settings = ArmSettings::from_environment(&endpoints, &env).unwrap();
+    assert_eq!(
+        settings.endpoint.as_str(),
+        "https://management.chinacloudapi.cn/"
+    );
+    assert_eq!(
+        settings.ca_bundle.as_deref(),
+        Some(std::path::Path::new("/etc/ssl/extra.pem"))
+    );
+    assert_eq!(settings.api_version, "2026-05-01");
+
+    let remote = EndpointSettings {
+        cloud: AzureCloud::Public,
+        arm_endpoint: Some("http://arm.example.com".into()),
+    };
+    let error = ArmSettings::from_environment(&remote, &env).unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Configuration);
+    assert!(error.to_string().contains("loopback"), "{error}");
+}
+
+#[test]
+fn api_versions_checked() {
+    let endpoint = check_arm_endpoint("http://127.0.0.1:1").unwrap();
+    let mut settings = ArmSettings::new(endpoint);
+    settings.api_version = "2025-09-01".into();
+    let tokens = Arc::new(StaticToken::new("t"));
+    assert!(ArmClient::new(settings.clone(), tokens.clone(), Metrics::new()).is_ok());
+    settings.api_version = "2023-05-01".into();
+    let error = ArmClient::new(settings, tokens, Metrics::new()).unwrap_err();
+    assert!(
+        matches!(error, ArmError::UnsupportedApiVersion { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("2026-05-01"), "{error}");
+}
+
+#[tokio::test]
+async fn image_pull_failure_in_instance_view() {
+    let fixture = Fixture::start(|_| {}).await;
+    fixture.emulator.set_faults(Faults {
+        image_pull_failure: Some("*missing-image*".into()),
+        ..Faults::default()
+    });
+    let client = fixture.client();
+    let mut body = group(&["true"]);
+    body.properties.containers[0].properties.image = "example.io/missing-image:1".into();
+    client
+        .create_or_update(&fixture.scope, "run-pull", &body)
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let failed = loop {
+        let group = client
+            .get(&fixture.scope, "run-pull")
+            .await
+            .unwrap()
+            .unwrap();
+        if group.properties.provisioning_state == ProvisioningState::Failed {
+            break group;
+        }
+        assert!(Instant::now() < deadline, "provisioning never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let view = failed
+        .properties
+        .instance_view
+        .expect("group instance view");
+    let names: Vec<_> = view
+        .events
+        .iter()
+        .filter_map(|e| e.name.as_deref())
+        .collect();
+    assert!(names.contains(&"InaccessibleImage"), "{names:?}");
+    let container = failed.properties.containers[0]
+        .properties
+        .instance_view
+        .clone()
+        .unwrap();
+    let waiting = container.current_state.unwrap();
+    assert_eq!(waiting.detail_status.as_deref(), Some("ErrImagePull"));
+}
+
+#[tokio::test]
+async fn slow_delete_is_accepted() {
+    let fixture = Fixture::start(|_| {}).await;
+    fixture.emulator.set_faults(Faults {
+        slow_delete_ms: 2_000,
+        ..Faults::default()
+    });
+    let client = fixture.client();
+    client
+        .create_or_update(&fixture.scope, "run-slow", &group(&["sleep", "30"]))
+        .await
+        .unwrap();
+    let outcome = client.delete(&fixture.scope, "run-slow").await.unwrap();
+    assert_eq!(outcome, DeleteOutcome::Accepted);
+    let deleting = client
+        .get(&fixture.scope, "run-slow")
+        .await
+        .unwrap()
+        .expect("still listed");
+    assert_eq!(
+        deleting.properties.provisioning_state,
+        ProvisioningState::Deleting
+    );
+}
+
+/// Reads the official ACI OpenAPI spec beside the checkout, or reports why it is missing.
+fn official_spec() -> Option<Value> {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let relative = "shared/specs/containerInstance.json";
+    let candidates = [
+        manifest.join("..").join(relative),
+        manifest.join("../..").join(relative),
+    ];
+    for path in &candidates {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return Some(serde_json::from_str(&text).expect("the spec is JSON"));
+        }
+    }
+    let message = format!("containerInstance.json not found; looked at {candidates:?}");
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("SKIPPED operations_match_spec: {message}");
+    None
+}
+
+#[test]
+fn operations_match_spec() {
+    use prefect_aci_worker::arm::ArmOperation;
+    let Some(spec) = official_spec() else { return };
+    for operation in ArmOperation::ALL {
+        if operation == ArmOperation::GetResourceGroup {
+            continue; // Microsoft.Resources, not part of the Container Instances spec.
+        }
+        let path = operation.path_template();
+        let method = operation.method().as_str().to_ascii_lowercase();
+        let entry = &spec["paths"][&path];
+        assert!(
+            entry.is_object(),
+            "{operation:?}: {path} is not in the spec"
+        );
+        assert!(
+            entry[&method].is_object(),
+            "{operation:?}: {method} {path} is not in the spec"
+        );
+    }
+}
+
+/// A log sink shared between the subscriber and the test.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_never_show_token_or_secret() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let fixture = Fixture::start(|_| {}).await;
+    let token = fixture.emulator.issue_token();
+    let tokens = Arc::new(StaticToken::new(token.clone()));
+    let client = ArmClient::new(fixture.settings(), tokens, Metrics::new()).unwrap();
+    let faults = OperationFaults {
+        error_probability: 1.0,
+        error_status: 500,
+        ..Default::default()
+    };
+    fixture.set_operation_faults(Operation::Create, faults);
+    let result = client
+        .create_or_update(&fixture.scope, "run-logged", &group(&["true"]))
+        .await;
+    assert!(result.is_err(), "every create fails with 500");
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying ARM request"), "{logs}");
+    assert!(!logs.contains(&token), "the bearer token is logged: {logs}");
+    assert!(!logs.contains("s3cret"), "a secure value is logged: {logs}");
+}
+
+#[test]
+fn client_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let endpoint = check_arm_endpoint("http://127.0.0.1:1").unwrap();
+    let client = ArmClient::new(
+        ArmSettings::new(endpoint),
+        Arc::new(StaticToken::new("t")),
+        Metrics::new(),
+    )
+    .unwrap();
+    let scope = ResourceGroupRef::new(SUBSCRIPTION, RESOURCE_GROUP);
+    let body = group(&["true"]);
+    assert_send(&client.create_or_update(&scope, "g", &body));
+    assert_send(&client.get(&scope, "g"));
+    assert_send(&client.list(&scope));
+    assert_send(&client.delete(&scope, "g"));
+    assert_send(&client.stop(&scope, "g"));
+    assert_send(&client.container_logs(&scope, "g", "c", LogOptions::default()));
+    assert_send(&client.resource_group(&scope));
 }

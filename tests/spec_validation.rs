@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 
 use prefect_aci_worker::template::request::build_container_group;
@@ -12,7 +13,7 @@ use prefect_aci_worker::template::{
     RunContext, SecretString, default_base_job_template, render_job_configuration,
 };
 use serde_json::{Map, Value, json};
-use support::spec::{SPEC_FILE_ENV, Spec, spec_path};
+use support::spec::{SPEC_FILE_ENV, Spec};
 
 const IDENTITY: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/flows";
 const SUBNET: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/flows";
@@ -25,9 +26,11 @@ fn load_spec() -> Option<Spec> {
             panic!("{reason}; set {SPEC_FILE_ENV} to the containerInstance.json spec")
         }
         Err(reason) => {
-            eprintln!(
-                "\n!!! SKIPPED spec validation: {reason} (looked at {}; set {SPEC_FILE_ENV}) !!!\n",
-                spec_path().display()
+            // Written to the process's stderr, which the test harness does not capture,
+            // so the skip shows in a passing run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED spec validation: {reason}; set {SPEC_FILE_ENV} to the spec file !!!\n"
             );
             None
         }

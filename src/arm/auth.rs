@@ -18,10 +18,10 @@ use azure_identity::{
 use super::cloud::{AzureCloud, SSL_CERT_FILE, http_client};
 use super::credential::{AzureTokenProvider, CredentialError, CredentialFactory};
 
-/// Which credential the worker uses for ARM.
+/// Credential kind the worker uses for ARM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum AzureAuth {
-    /// Chosen from the environment; see [`choose_auth`] for the order.
+    /// Chosen from the environment in the order that [`choose_auth`] documents.
     #[default]
     Auto,
     ManagedIdentity,
@@ -77,9 +77,18 @@ impl ClientSecretFields {
 }
 
 /// Environment variables, passed in so the choice can be tested without touching the
-/// process environment. Empty values count as unset.
-#[derive(Debug, Clone, Default)]
+/// process environment. Empty values count as unset. `Debug` prints only the names,
+/// because values such as `AZURE_CLIENT_SECRET` are secrets.
+#[derive(Clone, Default)]
 pub struct Environment(HashMap<String, String>);
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("Environment").field(&names).finish()
+    }
+}
 
 impl Environment {
     pub fn from_process() -> Self {
@@ -140,7 +149,7 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// The azure_identity type name, used in logs and errors.
+    /// Returns the azure_identity type name, used in logs and errors.
     pub fn name(&self) -> &'static str {
         match self {
             Self::ManagedIdentity(_) => "ManagedIdentityCredential",
@@ -153,11 +162,15 @@ impl Credential {
 
 /// Resolves `settings.auth` against `env` and returns the credential with the reason.
 ///
-/// `Auto` takes the first that applies: the pool's `aci_credentials`; `AZURE_TENANT_ID`,
-/// `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` all set; `AZURE_FEDERATED_TOKEN_FILE` set
-/// (workload identity); `IDENTITY_ENDPOINT` or `MSI_ENDPOINT` set, or a user-assigned
-/// identity configured (managed identity); `az` on `PATH` (Azure CLI); otherwise managed
-/// identity through IMDS, which is what a container in Azure has.
+/// `Auto` takes the first of these that applies:
+/// 1. the pool's `aci_credentials` (client secret);
+/// 2. `AZURE_CLIENT_SECRET` set, with `AZURE_TENANT_ID` and `AZURE_CLIENT_ID` (client
+///    secret, and an error when one of the two is missing);
+/// 3. `AZURE_FEDERATED_TOKEN_FILE` set (workload identity);
+/// 4. `IDENTITY_ENDPOINT` or `MSI_ENDPOINT` set, or a user-assigned identity configured
+///    (managed identity);
+/// 5. `az` on `PATH` (Azure CLI);
+/// 6. otherwise managed identity through IMDS, which a container in Azure has.
 pub fn choose_auth(
     settings: &IdentitySettings,
     env: &Environment,

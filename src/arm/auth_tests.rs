@@ -131,3 +131,11 @@ fn client_secret_debug_masks_secret() {
     .unwrap();
     assert!(!format!("{fields:?}").contains("hunter2"));
 }
+
+#[test]
+fn environment_debug_hides_values() {
+    let env = Environment::from_pairs(SECRET_VARS);
+    let printed = format!("{env:?}");
+    assert!(printed.contains("AZURE_CLIENT_SECRET"), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+}

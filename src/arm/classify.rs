@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// What a failed ARM request means for the worker.
+/// Meaning of a failed ARM request for the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
     /// A fault that may pass: 5xx, a transport error, a timeout, a conflicting operation.
@@ -20,7 +20,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    /// A bounded label for metrics.
+    /// Returns a bounded label for metrics.
     pub fn metric_label(self) -> &'static str {
         match self {
             Self::Transient => "transient",
@@ -51,7 +51,7 @@ const TERMINAL_CODES: &[&str] = &[
     "BadRequest",
 ];
 
-/// Error codes that say the worker's setup is wrong.
+/// Error codes that mean the worker's setup is wrong.
 const CONFIGURATION_CODES: &[&str] = &[
     "ResourceGroupNotFound",
     "SubscriptionNotFound",

@@ -54,7 +54,19 @@ pub struct ArmSettings {
 }
 
 impl ArmSettings {
-    /// Settings with the defaults for everything but the endpoint.
+    /// Returns settings for the endpoint of `endpoints`, checked by
+    /// [`super::cloud::check_arm_endpoint`], trusting the CA bundle named by `SSL_CERT_FILE`
+    /// in `env`, and the defaults for everything else.
+    pub fn from_environment(
+        endpoints: &super::cloud::EndpointSettings,
+        env: &super::auth::Environment,
+    ) -> Result<Self, ArmError> {
+        let mut settings = Self::new(endpoints.arm_endpoint()?);
+        settings.ca_bundle = env.get(super::cloud::SSL_CERT_FILE).map(PathBuf::from);
+        Ok(settings)
+    }
+
+    /// Returns settings with the defaults for everything but the endpoint.
     pub fn new(endpoint: Url) -> Self {
         Self {
             endpoint,

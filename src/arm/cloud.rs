@@ -19,7 +19,7 @@ pub enum AzureCloud {
 }
 
 impl AzureCloud {
-    /// The ARM endpoint, which is also the audience of ARM tokens.
+    /// Returns the ARM endpoint, which is also the audience of ARM tokens.
     pub fn arm_endpoint(self) -> &'static str {
         match self {
             Self::Public => "https://management.azure.com",
@@ -28,7 +28,7 @@ impl AzureCloud {
         }
     }
 
-    /// The Entra ID authority host, as azure_identity 1.0 names it for each cloud.
+    /// Returns the Entra ID authority host, as azure_identity 1.0 names it for each cloud.
     pub fn authority_host(self) -> &'static str {
         match self {
             Self::Public => "https://login.microsoftonline.com",
@@ -37,7 +37,7 @@ impl AzureCloud {
         }
     }
 
-    /// The scope to request ARM tokens for.
+    /// Returns the scope to request ARM tokens for.
     pub fn token_scope(self) -> String {
         format!("{}/.default", self.arm_endpoint())
     }
@@ -74,7 +74,7 @@ pub enum EndpointError {
         #[source]
         source: std::io::Error,
     },
-    /// The CA bundle is not valid PEM or holds no certificate.
+    /// The CA bundle is not valid PEM or contains no certificate.
     #[error("invalid CA bundle {path} (from {SSL_CERT_FILE}): {reason}; expected PEM certificates")]
     InvalidCaBundle { path: PathBuf, reason: String },
     /// reqwest rejected the TLS settings.
@@ -82,8 +82,8 @@ pub enum EndpointError {
     HttpClient(#[source] reqwest::Error),
 }
 
-/// Where ARM is: a cloud, optionally overridden by an explicit endpoint for an emulator or
-/// a private cloud.
+/// Location of ARM: a cloud, optionally overridden by an explicit endpoint for an emulator
+/// or a private cloud.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointSettings {
     pub cloud: AzureCloud,

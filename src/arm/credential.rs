@@ -104,7 +104,7 @@ impl AzureTokenProvider {
         })
     }
 
-    /// The azure_identity credential type in use.
+    /// Returns the azure_identity credential type in use.
     pub fn credential_name(&self) -> &'static str {
         self.name
     }

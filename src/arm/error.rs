@@ -10,7 +10,7 @@ use super::credential::CredentialError;
 /// and message, never a bearer token or a request body.
 #[derive(Debug, thiserror::Error)]
 pub enum ArmError {
-    /// ARM answered with an error status.
+    /// ARM returned an error status.
     #[error("ARM {operation} failed with HTTP {status} {code}: {message}")]
     Api {
         operation: &'static str,
@@ -58,7 +58,7 @@ pub enum ArmError {
 }
 
 impl ArmError {
-    /// The class the worker acts on.
+    /// Returns the class the worker acts on.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Api { class, .. } => *class,
@@ -73,12 +73,12 @@ impl ArmError {
         }
     }
 
-    /// A bounded label for metrics: the class.
+    /// Returns a bounded label for metrics: the class.
     pub fn metric_label(&self) -> &'static str {
         self.class().metric_label()
     }
 
-    /// The HTTP status, when ARM answered.
+    /// Returns the HTTP status, when ARM responded.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } => Some(*status),
@@ -86,7 +86,7 @@ impl ArmError {
         }
     }
 
-    /// The innermost ARM error code, when ARM answered with one.
+    /// Returns the innermost ARM error code, when ARM sent one.
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } if !code.is_empty() => Some(code),
@@ -94,7 +94,7 @@ impl ArmError {
         }
     }
 
-    /// The delay ARM asked for with `Retry-After`.
+    /// Returns the delay ARM requested with `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Api { retry_after, .. } => *retry_after,
@@ -108,7 +108,8 @@ impl ArmError {
     }
 }
 
-/// A token request that failed on the network may pass; a rejected credential does not.
+/// Returns true for a token request that failed on the network, which may pass, unlike a
+/// rejected credential.
 fn credential_error_is_transient(error: &CredentialError) -> bool {
     use azure_core::error::ErrorKind;
     match error {

@@ -78,7 +78,7 @@ impl Default for LimiterSettings {
     }
 }
 
-/// Which buckets a request draws from.
+/// Kind of request, which picks the buckets it draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestClass {
     /// GET: the ARM read bucket.

@@ -87,7 +87,7 @@ impl ArmOperation {
         }
     }
 
-    /// The limiter buckets this operation draws from.
+    /// Returns the limiter buckets this operation draws from.
     pub fn request_class(self) -> RequestClass {
         match self {
             Self::CreateOrUpdate => RequestClass::Create,

@@ -225,6 +225,8 @@ pub struct ContainerGroupSummary {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
+    pub identity: Option<ContainerGroupIdentity>,
+    #[serde(default)]
     pub properties: SummaryProperties,
 }
 

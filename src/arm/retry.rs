@@ -122,7 +122,8 @@ impl Inner {
         let (status, headers, body) = result?;
 
         self.record_ratelimit_headers(&headers);
-        if status.is_success() || call.accept.contains(&status.as_u16()) {
+        let accepted = call.accept.contains(&status.as_u16()) && !names_missing_parent(&body);
+        if status.is_success() || accepted {
             return Ok(Reply { status, body });
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -192,6 +193,13 @@ impl Inner {
     }
 }
 
+/// Returns true when an error body names a missing resource group or subscription. A 404
+/// that an operation accepts for a missing container group must not hide that.
+fn names_missing_parent(body: &[u8]) -> bool {
+    innermost_error(body)
+        .is_some_and(|(code, _)| classify(Some(404), &code) == ErrorClass::Configuration)
+}
+
 /// Builds the error for a status the operation does not accept, classified once here.
 fn api_error(
     operation: &'static str,
@@ -217,5 +225,38 @@ fn api_error(
         message,
         class,
         retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_body(code: &str) -> Vec<u8> {
+        serde_json::json!({"error": {"code": code, "message": "m"}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn missing_parent_not_hidden_by_404() {
+        assert!(names_missing_parent(&error_body("ResourceGroupNotFound")));
+        assert!(names_missing_parent(&error_body("SubscriptionNotFound")));
+        assert!(!names_missing_parent(&error_body("ResourceNotFound")));
+        assert!(!names_missing_parent(b""));
+    }
+
+    #[test]
+    fn retry_after_kept_for_throttling_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        let throttled = api_error("get", StatusCode::TOO_MANY_REQUESTS, &headers, b"");
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(throttled.class(), ErrorClass::Throttled);
+        let rejected = api_error("get", StatusCode::BAD_REQUEST, &headers, b"");
+        assert_eq!(rejected.retry_after(), None);
+        headers.insert(RETRY_AFTER, "86400".parse().unwrap());
+        let capped = api_error("get", StatusCode::TOO_MANY_REQUESTS, &headers, b"");
+        assert_eq!(capped.retry_after(), Some(MAX_RETRY_AFTER));
     }
 }

@@ -23,11 +23,13 @@ mod validate;
 mod validate_resources;
 mod view;
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::signal::unix;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -82,6 +84,8 @@ pub enum EmulatorError {
     Pem(String),
     #[error("invalid TLS certificate or key")]
     Tls(#[source] rustls::Error),
+    #[error("cannot watch for SIGTERM or SIGINT")]
+    Signal(#[source] std::io::Error),
 }
 
 /// Entry point of the emulator.
@@ -309,29 +313,34 @@ impl Drop for EmulatorHandle {
 
 /// Runs the emulator until SIGINT or SIGTERM, for the `aci-emulator` binary.
 pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorError> {
+    // Watch for signals before announcing the endpoints, so a client that stops the
+    // emulator right after reading them is handled gracefully.
+    let mut terminate =
+        unix::signal(unix::SignalKind::terminate()).map_err(EmulatorError::Signal)?;
+    let mut interrupt =
+        unix::signal(unix::SignalKind::interrupt()).map_err(EmulatorError::Signal)?;
     let handle = Emulator::start(config).await?;
-    println!("ARM endpoint:      {}", handle.arm_endpoint());
-    println!("IDENTITY_ENDPOINT: {}", handle.identity_endpoint());
-    println!("IDENTITY_HEADER:   {}", handle.identity_header());
-    println!("Admin API:         {}", handle.admin_url());
-    wait_for_signal().await;
+    let announcement = format!(
+        "ARM endpoint:      {}\nIDENTITY_ENDPOINT: {}\nIDENTITY_HEADER:   {}\nAdmin API:         {}\n",
+        handle.arm_endpoint(),
+        handle.identity_endpoint(),
+        handle.identity_header(),
+        handle.admin_url()
+    );
+    // A closed stdout must not stop the emulator, so a failed write is only logged.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(announcement.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "cannot print the endpoints to stdout");
+    }
+    drop(stdout);
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
     tracing::info!("ACI emulator stopping");
     handle.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

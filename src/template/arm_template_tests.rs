@@ -16,7 +16,7 @@ fn ctx() -> ArmContext<'static> {
     }
 }
 
-/// The Python worker's `arm_template` after rendering with image, command, cpu and memory.
+/// Renders the Python worker's `arm_template` with image, command, cpu and memory.
 fn python_arm_template() -> Value {
     let template: Value = serde_json::from_str(PYTHON_TEMPLATE).unwrap();
     let values: Map<String, Value> = json!({"image": "img:1", "cpu": 2, "memory": 3.5})

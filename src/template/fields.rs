@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::template::error::TemplateError;
 
-/// Longest value text quoted in an error message; longer values are cut.
+/// Maximum length, in characters, of a value quoted in an error message. Longer values are cut.
 const MAX_QUOTED_VALUE: usize = 120;
 
 /// Quotes a value for an error message, cut to [`MAX_QUOTED_VALUE`] characters.
@@ -24,6 +24,26 @@ pub fn invalid(variable: &str, value: &Value, expected: &str) -> TemplateError {
         variable: variable.to_string(),
         value: quote(value),
         expected: expected.to_string(),
+    }
+}
+
+/// Puts `parent.` in front of the variable an error names, for fields of nested objects.
+pub fn prefixed(parent: &str, error: TemplateError) -> TemplateError {
+    match error {
+        TemplateError::InvalidVariable {
+            variable,
+            value,
+            expected,
+        } => TemplateError::InvalidVariable {
+            variable: format!("{parent}.{variable}"),
+            value,
+            expected,
+        },
+        TemplateError::MissingVariable { variable, hint } => TemplateError::MissingVariable {
+            variable: format!("{parent}.{variable}"),
+            hint,
+        },
+        other => other,
     }
 }
 
@@ -50,7 +70,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Reads a required, non-empty string. `hint` tells the user how to set it.
+    /// Reads a required, non-empty string. `hint` describes how to set it.
     pub fn required_string(&self, name: &str, hint: &str) -> Result<String, TemplateError> {
         match self.string(name)? {
             Some(text) if !text.trim().is_empty() => Ok(text),

@@ -7,8 +7,11 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use crate::template::DEFAULT_IMAGE;
+use crate::template::arm_template::{self, ArmContext};
+pub use crate::template::credentials::AciCredentials;
+use crate::template::credentials::read_credentials;
 use crate::template::error::TemplateError;
-use crate::template::fields::{Fields, invalid};
+use crate::template::fields::{Fields, invalid, prefixed};
 use crate::template::render::{RenderedConfiguration, type_name};
 use crate::template::secrets::{SecretString, SecretValues};
 
@@ -58,19 +61,9 @@ pub enum ImageRegistry {
     },
 }
 
-/// The `aci_credentials` block: all three service-principal fields, or none (then the
-/// default Azure credential chain is used).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AciCredentials {
-    pub client_id: Option<String>,
-    pub tenant_id: Option<String>,
-    pub client_secret: Option<SecretString>,
-    /// Extra options for the credential; their meaning is up to the credential builder.
-    pub credential_kwargs: Map<String, Value>,
-}
-
-/// A validated ACI job configuration. Debug output masks every secret.
-#[derive(Debug, Clone)]
+/// A validated ACI job configuration. Debug output is the masked JSON form, so secrets and
+/// env values that contain them print as `***`.
+#[derive(Clone)]
 pub struct AciJobConfiguration {
     pub image: String,
     /// `entrypoint` (when set) followed by the shell-split command.
@@ -101,9 +94,21 @@ pub struct AciJobConfiguration {
     pub secrets: SecretValues,
 }
 
+impl std::fmt::Debug for AciJobConfiguration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = crate::template::request::masked_configuration(self);
+        write!(f, "AciJobConfiguration({masked})")
+    }
+}
+
 impl AciJobConfiguration {
-    /// Types and validates a rendered job configuration.
+    /// Types and validates a rendered job configuration. An error never quotes a value
+    /// that contains a secret from a block.
     pub fn from_rendered(rendered: &RenderedConfiguration) -> Result<Self, TemplateError> {
+        Self::read(rendered).map_err(|error| hide_secret_value(error, &rendered.secrets))
+    }
+
+    fn read(rendered: &RenderedConfiguration) -> Result<Self, TemplateError> {
         let Value::Object(map) = &rendered.configuration else {
             let value = type_name(&rendered.configuration).to_string();
             return Err(TemplateError::InvalidVariable {
@@ -138,10 +143,43 @@ impl AciJobConfiguration {
             task_start_timeout: read_start_timeout(&fields)?,
             task_watch_poll_interval: read_poll_interval(&fields)?,
             keep_container_group: fields.boolean("keep_container_group", false)?,
-            arm_template: fields.object("arm_template")?.cloned().map(Value::Object),
+            arm_template: read_arm_template(&fields)?,
             secrets: rendered.secrets.clone(),
         })
     }
+}
+
+fn hide_secret_value(error: TemplateError, secrets: &SecretValues) -> TemplateError {
+    match error {
+        TemplateError::InvalidVariable {
+            variable,
+            value,
+            expected,
+        } if secrets.appears_in(&value) => TemplateError::InvalidVariable {
+            variable,
+            value: "a value containing a secret".into(),
+            expected,
+        },
+        other => other,
+    }
+}
+
+/// Reads `arm_template` and converts it once with stand-in names, so an unsupported ARM
+/// expression fails when the configuration is read rather than when the group is built.
+fn read_arm_template(fields: &Fields<'_>) -> Result<Option<Value>, TemplateError> {
+    let Some(template) = fields.object("arm_template")? else {
+        return Ok(None);
+    };
+    let template = Value::Object(template.clone());
+    let stand_in = ArmContext {
+        group_name: "group",
+        location: "location",
+        container_name: "container",
+        resource_group_name: "resource-group",
+        subscription_id: "subscription",
+    };
+    arm_template::container_group_body(&template, &stand_in)?;
+    Ok(Some(template))
 }
 
 /// An explicit null or empty entrypoint means none; an absent key means the default.
@@ -269,8 +307,11 @@ fn read_image_registry(fields: &Fields<'_>) -> Result<Option<ImageRegistry>, Tem
     let hint = "set registry_url, the registry host such as myregistry.azurecr.io";
     let registry_url = inner
         .required_string("registry_url", hint)
-        .map_err(prefix_registry)?;
-    if let Some(identity) = inner.string("identity").map_err(prefix_registry)? {
+        .map_err(|e| prefixed("image_registry", e))?;
+    if let Some(identity) = inner
+        .string("identity")
+        .map_err(|e| prefixed("image_registry", e))?
+    {
         check_identity("image_registry.identity", &identity)?;
         return Ok(Some(ImageRegistry::AcrManagedIdentity {
             registry_url,
@@ -278,7 +319,7 @@ fn read_image_registry(fields: &Fields<'_>) -> Result<Option<ImageRegistry>, Tem
         }));
     }
     let username = inner.required_string("username", "set username, or identity for ACR");
-    let username = username.map_err(prefix_registry)?;
+    let username = username.map_err(|e| prefixed("image_registry", e))?;
     let password = match registry.get("password") {
         Some(Value::String(text)) if !text.is_empty() => SecretString::new(text.clone()),
         _ => {
@@ -295,25 +336,6 @@ fn read_image_registry(fields: &Fields<'_>) -> Result<Option<ImageRegistry>, Tem
     }))
 }
 
-fn prefix_registry(error: TemplateError) -> TemplateError {
-    match error {
-        TemplateError::InvalidVariable {
-            variable,
-            value,
-            expected,
-        } => TemplateError::InvalidVariable {
-            variable: format!("image_registry.{variable}"),
-            value,
-            expected,
-        },
-        TemplateError::MissingVariable { variable, hint } => TemplateError::MissingVariable {
-            variable: format!("image_registry.{variable}"),
-            hint,
-        },
-        other => other,
-    }
-}
-
 /// Reads `subscription_id` without quoting its value in errors, since it is a secret.
 fn read_subscription_id(map: &Map<String, Value>) -> Result<SecretString, TemplateError> {
     match map.get("subscription_id") {
@@ -327,73 +349,6 @@ fn read_subscription_id(map: &Map<String, Value>) -> Result<SecretString, Templa
             value: type_name(other).to_string(),
             expected: "a string".into(),
         }),
-    }
-}
-
-fn read_credentials(fields: &Fields<'_>) -> Result<AciCredentials, TemplateError> {
-    let Some(block) = fields.object("aci_credentials")? else {
-        return Ok(AciCredentials::default());
-    };
-    let inner = Fields::new(block);
-    let secret = match inner.get("client_secret") {
-        None => None,
-        Some(Value::String(text)) => Some(SecretString::new(text.clone())),
-        Some(other) => {
-            return Err(TemplateError::InvalidVariable {
-                variable: "aci_credentials.client_secret".into(),
-                value: type_name(other).to_string(),
-                expected: "a string".into(),
-            });
-        }
-    };
-    let credentials = AciCredentials {
-        client_id: inner.string("client_id").map_err(prefix_credentials)?,
-        tenant_id: inner.string("tenant_id").map_err(prefix_credentials)?,
-        client_secret: secret,
-        credential_kwargs: inner
-            .object("credential_kwargs")
-            .map_err(prefix_credentials)?
-            .cloned()
-            .unwrap_or_default(),
-    };
-    let set = [
-        credentials.client_id.is_some(),
-        credentials.tenant_id.is_some(),
-        credentials.client_secret.is_some(),
-    ];
-    if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
-        return Err(TemplateError::InvalidVariable {
-            variable: "aci_credentials".into(),
-            value: format!(
-                "client_id {}, tenant_id {}, client_secret {}",
-                presence(set[0]),
-                presence(set[1]),
-                presence(set[2])
-            ),
-            expected: "all three of client_id, tenant_id and client_secret, or none of them \
-                       to use the default Azure credential chain"
-                .into(),
-        });
-    }
-    Ok(credentials)
-}
-
-fn presence(set: bool) -> &'static str {
-    if set { "set" } else { "missing" }
-}
-
-fn prefix_credentials(error: TemplateError) -> TemplateError {
-    match error {
-        TemplateError::InvalidVariable {
-            variable,
-            value,
-            expected,
-        } => TemplateError::InvalidVariable {
-            variable: format!("aci_credentials.{variable}"),
-            value,
-            expected,
-        },
-        other => other,
     }
 }
 

@@ -278,3 +278,52 @@ fn configuration_must_be_object() {
         .to_string();
     assert!(text.contains("`job_configuration`"), "{text}");
 }
+
+#[test]
+fn debug_masks_secret_env_values() {
+    let configuration = json!({"resource_group_name": "rg", "subscription_id": "sub-1",
+        "env": {"TOKEN": "Bearer tok-5", "PREFECT_API_KEY": "pnu_x", "PLAIN": "visible"}});
+    let mut secrets = SecretValues::default();
+    secrets.insert("tok-5");
+    let rendered = RenderedConfiguration {
+        configuration,
+        secrets,
+    };
+    let config = AciJobConfiguration::from_rendered(&rendered).unwrap();
+    let text = format!("{config:?} {rendered:?}");
+    assert!(!text.contains("tok-5"), "{text}");
+    assert!(!text.contains("pnu_x"), "{text}");
+    assert!(!text.contains("sub-1"), "{text}");
+    assert!(text.contains("visible"), "{text}");
+}
+
+#[test]
+fn error_hides_secret_value() {
+    let configuration = json!({"resource_group_name": "rg", "subscription_id": "s",
+        "cpu": "tok-5"});
+    let mut secrets = SecretValues::default();
+    secrets.insert("tok-5");
+    let rendered = RenderedConfiguration {
+        configuration,
+        secrets,
+    };
+    let text = AciJobConfiguration::from_rendered(&rendered)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("`cpu`"), "{text}");
+    assert!(!text.contains("tok-5"), "{text}");
+}
+
+#[test]
+fn unsupported_arm_expression_rejected_early() {
+    let template = json!({"resources": [{
+        "type": "Microsoft.ContainerInstance/containerGroups",
+        "properties": {"containers": [], "osType": "[variables('os')]"},
+    }]});
+    let error = configure(json!({"arm_template": template})).unwrap_err();
+    assert!(
+        matches!(error, TemplateError::UnsupportedArmExpression(_)),
+        "{error}"
+    );
+    assert!(error.to_string().contains("[variables('os')]"), "{error}");
+}

@@ -13,13 +13,30 @@ use crate::template::secrets::SecretValues;
 /// A JSON object, as job configurations and job variables are.
 type Object = Map<String, Value>;
 
-/// A rendered job configuration and the secrets that went into it.
-#[derive(Debug, Clone)]
+/// A rendered job configuration and the secrets that went into it. Debug output lists only
+/// the top-level keys, because values may contain secrets.
+#[derive(Clone)]
 pub struct RenderedConfiguration {
     /// The `job_configuration` object with every placeholder resolved.
     pub configuration: Value,
     /// Secret values from blocks that the configuration now contains.
     pub secrets: SecretValues,
+}
+
+impl std::fmt::Debug for RenderedConfiguration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&String> = self
+            .configuration
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .collect();
+        f.debug_struct("RenderedConfiguration")
+            .field("keys", &keys)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
 }
 
 fn invalid(variable: &str, value: &Value, expected: &str) -> TemplateError {

@@ -173,3 +173,14 @@ fn default_template_matches_python_variables() {
         }
     }
 }
+
+/// The worker renders inside spawned tasks, so the render future must be `Send`.
+#[test]
+fn render_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let template = template(json!({}));
+    let values = serde_json::Map::new();
+    let lookup = InMemoryLookup::default();
+    let future = render_job_configuration(&template, &values, &lookup, &no_env);
+    assert_send(&future);
+}

@@ -284,12 +284,16 @@ fn environment(config: &AciJobConfiguration, ctx: &RunContext) -> Vec<Value> {
     env.into_iter()
         .filter_map(|(name, value)| {
             let value = value?;
-            let secure =
-                SECURE_ENV_NAMES.contains(&name.as_str()) || config.secrets.appears_in(&value);
+            let secure = is_secure(config, &name, &value);
             let field = if secure { "secureValue" } else { "value" };
             Some(json!({"name": name, field: value}))
         })
         .collect()
+}
+
+/// Returns true when an env entry must be sent as `secureValue`.
+fn is_secure(config: &AciJobConfiguration, name: &str, value: &str) -> bool {
+    SECURE_ENV_NAMES.contains(&name) || config.secrets.appears_in(value)
 }
 
 /// Returns the job configuration as JSON with every secret replaced by `***`.
@@ -299,7 +303,7 @@ pub fn masked_configuration(config: &AciJobConfiguration) -> Value {
         .iter()
         .map(|(name, value)| {
             let shown = match value {
-                Some(v) if config.secrets.appears_in(v) => json!(MASK),
+                Some(v) if is_secure(config, name, v) => json!(MASK),
                 Some(v) => json!(v),
                 None => Value::Null,
             };

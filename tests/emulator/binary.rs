@@ -104,15 +104,18 @@ async fn binary_runs_a_command_and_reports_exit_code() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap().into_owned_fd().unwrap();
-    let first_line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(std::fs::File::from(stdout))
-            .read_line(&mut line)
-            .unwrap();
-        line
-    })
-    .await
-    .unwrap();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    // The reader keeps the pipe open until the binary exits, reading every line.
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(std::fs::File::from(stdout)).lines();
+        let first = lines
+            .next()
+            .expect("a first line")
+            .expect("readable stdout");
+        let _ = sender.send(first);
+        lines.count()
+    });
+    let first_line = tokio::time::timeout(WAIT, receiver).await.unwrap().unwrap();
     let endpoint = first_line.split_whitespace().last().unwrap().to_string();
     assert!(
         endpoint.starts_with("http://127.0.0.1:"),
@@ -161,4 +164,5 @@ async fn binary_runs_a_command_and_reports_exit_code() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "exit status {status}");
+    assert_eq!(reader.await.unwrap(), 3, "the other endpoint lines");
 }

@@ -1,5 +1,6 @@
 //! Token endpoints (managed identity and Entra client credentials) and HTTPS serving.
 
+use azure_core::credentials::TokenCredential;
 use prefect_aci_worker::emulator::{ClientCredential, EmulatorConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -182,5 +183,113 @@ async fn tls_serves_with_generated_certificate() {
         untrusting.get(&url).send().await.is_err(),
         "an untrusted certificate was accepted"
     );
+    handle.shutdown().await;
+}
+
+/// Marks the child process of `azure_identity_managed_identity_credential`.
+const CHILD_MARKER: &str = "ACI_EMULATOR_TEST_MANAGED_IDENTITY_CHILD";
+const TEST_NAME: &str = "identity::azure_identity_managed_identity_credential";
+
+/// azure_identity reads IDENTITY_ENDPOINT and IDENTITY_HEADER from the process environment,
+/// so the credential runs in a child process of this test binary that has them set; the
+/// parent checks that the token it printed opens ARM.
+#[tokio::test]
+async fn azure_identity_managed_identity_credential() {
+    if std::env::var_os(CHILD_MARKER).is_some() {
+        let credential = azure_identity::ManagedIdentityCredential::new(None).unwrap();
+        let token = credential
+            .get_token(&["https://management.azure.com/.default"], None)
+            .await
+            .expect("azure_identity gets a token from the emulator");
+        println!("TOKEN={}", token.token.secret());
+        return;
+    }
+    let emulator = TestEmulator::start().await;
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_MARKER, "1")
+        .env("IDENTITY_ENDPOINT", emulator.handle.identity_endpoint())
+        .env("IDENTITY_HEADER", emulator.handle.identity_header())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The harness prints the test name on the same line, so look for the marker anywhere.
+    let token = stdout
+        .split_once("TOKEN=")
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    let token = token.unwrap_or_else(|| panic!("child printed no token: {stdout}"));
+    let arm = emulator
+        .client
+        .get(emulator.group_url("any", ""))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arm.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn azure_identity_client_secret_credential() {
+    use azure_core::cloud::CustomConfiguration;
+    use azure_core::credentials::{Secret, TokenCredential};
+    use azure_core::http::{ClientOptions, Transport};
+    use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
+
+    let mut config = config_with_client();
+    config.tls = true;
+    let handle = prefect_aci_worker::emulator::Emulator::start(config)
+        .await
+        .unwrap();
+    let pem = handle.ca_certificate_pem().unwrap();
+    let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([certificate])
+        .build()
+        .unwrap();
+    let credential = |secret: &'static str| {
+        let mut cloud = CustomConfiguration::default();
+        cloud.authority_host = handle.authority_host();
+        let client_options = ClientOptions {
+            transport: Some(Transport::new(std::sync::Arc::new(http.clone()))),
+            cloud: Some(std::sync::Arc::new(cloud.into())),
+            ..Default::default()
+        };
+        let options = ClientSecretCredentialOptions { client_options };
+        ClientSecretCredential::new(
+            "tenant-1",
+            "app-1".into(),
+            Secret::new(secret),
+            Some(options),
+        )
+        .unwrap()
+    };
+    let scopes = ["https://management.azure.com/.default"];
+    let token = credential("right")
+        .get_token(&scopes, None)
+        .await
+        .expect("token from the emulator");
+    let url = format!(
+        "{}/subscriptions/s/resourcegroups/rg?api-version=2021-04-01",
+        handle.arm_endpoint()
+    );
+    let arm = http
+        .get(&url)
+        .bearer_auth(token.token.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arm.status(), StatusCode::NOT_FOUND);
+
+    let error = credential("wrong")
+        .get_token(&scopes, None)
+        .await
+        .expect_err("wrong secret fails");
+    assert!(error.to_string().contains("7000215"), "error: {error}");
     handle.shutdown().await;
 }
