@@ -86,11 +86,13 @@ pub fn group_detail(response: &ContainerGroupResponse) -> GroupDetail {
     if let Some(group_view) = &properties.instance_view {
         events.extend(group_view.events.iter().map(event));
     }
+    let group_event_count = events.len();
     if let Some(view) = view {
         events.extend(view.events.iter().map(event));
     }
     let state = provisioning_state(&properties.provisioning_state);
-    let provisioning_error = (state == ProvisioningState::Failed).then(|| failure(&events));
+    let provisioning_error = (state == ProvisioningState::Failed)
+        .then(|| failure(&events[..group_event_count], &events[group_event_count..]));
     GroupDetail {
         provisioning_state: state,
         tags: group_tags(&response.tags),
@@ -127,13 +129,20 @@ fn event(event: &Event) -> ContainerEvent {
 }
 
 /// Builds the error of a failed provisioning from the events, as ARM reports an image pull
-/// failure: a warning event such as `Failed` whose message names `InaccessibleImage`.
-fn failure(events: &[ContainerEvent]) -> ArmErrorView {
-    let warning = events.iter().rev().find(|e| {
+/// failure: a warning event on the group named after ARM's code (`InaccessibleImage`), and a
+/// generic `Failed` event on the container. Group events are searched first, because only
+/// they carry the code.
+fn failure(group_events: &[ContainerEvent], container_events: &[ContainerEvent]) -> ArmErrorView {
+    let is_warning = |e: &&ContainerEvent| {
         let name = e.name.to_ascii_lowercase();
         name.contains("fail") || name.contains("inaccessible") || name.contains("error")
-    });
-    match warning.or(events.last()) {
+    };
+    let warning = group_events
+        .iter()
+        .rev()
+        .find(is_warning)
+        .or_else(|| container_events.iter().rev().find(is_warning));
+    match warning.or(container_events.last()).or(group_events.last()) {
         Some(event) => ArmErrorView {
             code: event.name.clone(),
             message: event.message.clone(),
