@@ -119,10 +119,13 @@ async fn container_logs_reach_prefect() {
         numbers, expected,
         "container lines in Prefect's logs are missing, repeated or out of order"
     );
+    let messages: Vec<&str> = logs.iter().map(|log| log.message.as_str()).collect();
     assert!(
-        logs.iter()
-            .any(|log| log.message.contains("hello from the container")),
-        "the flow's print output did not reach Prefect"
+        messages
+            .iter()
+            .any(|m| m.contains("hello from the container")),
+        "the flow's last output line did not reach Prefect; logs:\n{}",
+        messages.join("\n")
     );
 }
 
@@ -315,9 +318,11 @@ async fn transient_arm_faults_never_crash_runs() {
     let stack = Stack::start("transient").await;
     let flaky = json!({"throttle_probability": 0.2, "retry_after_seconds": 1,
                        "error_probability": 0.15, "error_status": 503});
-    stack
-        .set_faults(json!({"operations": {"all": flaky}}))
-        .await;
+    let operations: serde_json::Map<String, Value> = ["create", "get", "list", "delete", "logs"]
+        .iter()
+        .map(|op| (op.to_string(), flaky.clone()))
+        .collect();
+    stack.set_faults(json!({"operations": operations})).await;
     let deployment = stack.simulated_deployment("flaky-arm", 2.0, 0).await;
     let mut runs = Vec::new();
     for _ in 0..4 {
