@@ -158,7 +158,10 @@ while read -r _ label type rest; do
     OUTCOME_OK=false
   fi
   note "$(printf '%-9s %-10s %s' "$label" "$type" "$mark")"
-  note "          ${rest:0:160}"
+  message=${rest#*: }
+  if [[ -n $message ]]; then
+    note "          ${message:0:160}"
+  fi
 done < <(grep '^final ' "$WATCH_OUTPUT")
 
 step "Container groups left in the emulator"

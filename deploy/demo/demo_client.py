@@ -87,7 +87,7 @@ def watch(api_url, seconds, labelled_ids):
             states[label] = state
             name = state.get("name")
             if name != last[label]:
-                print(f"  {label:<9} {name}", flush=True)
+                print(f"    {label:<9} -> {name}", flush=True)
                 last[label] = name
         if all(s.get("type") in FINAL_STATES for s in states.values()):
             break
@@ -133,4 +133,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    except KeyboardInterrupt:
+        sys.exit(130)
