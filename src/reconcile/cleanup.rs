@@ -48,12 +48,21 @@ pub(super) fn cancelling_run(ctx: &Ctx, case: &Case, mem: &RunMemory) -> Option<
 /// A stopped group (`keep_container_group`) whose container terminated counts as done.
 fn remove_group(ctx: &Ctx, case: &Case, mem: &RunMemory, cause: CleanupCause) -> Option<Action> {
     let keep = keep_container_group(case, mem);
-    if mem.job.stream_output
-        && !mem.final_logs_fetched
-        && !mem.cleanup_sent()
-        && let Some(logs) = fetch_logs(case, mem, true)
-    {
-        return Some(logs);
+    if mem.job.stream_output && !mem.final_logs_fetched && !mem.cleanup_sent() {
+        // The engine reports the final state before its process exits, and the process
+        // writes its buffered output when it exits. So the last read of a final run waits
+        // for the container to end, for at most the final-state grace after the state.
+        let awaiting_exit = cause == CleanupCause::RunFinal
+            && container_not_terminated(mem)
+            && case
+                .run
+                .is_some_and(|r| !ctx.elapsed(r.state_timestamp, ctx.settings.final_state_grace));
+        if awaiting_exit {
+            return read_when_due(ctx, case, mem);
+        }
+        if let Some(logs) = fetch_logs(case, mem, true) {
+            return Some(logs);
+        }
     }
     if keep && container_terminated(mem) && cause == CleanupCause::RunFinal {
         return release(case);
@@ -67,11 +76,20 @@ fn remove_group(ctx: &Ctx, case: &Case, mem: &RunMemory, cause: CleanupCause) ->
         ));
     }
     // A stopped group stays listed, so only a GET shows that the stop took effect.
+    if keep {
+        read_when_due(ctx, case, mem)
+    } else {
+        None
+    }
+}
+
+/// Reads the group when the provisioning read interval has passed since the last read.
+fn read_when_due(ctx: &Ctx, case: &Case, mem: &RunMemory) -> Option<Action> {
     let read_due = mem
         .last_read
         .as_ref()
         .is_none_or(|r| ctx.due(Some(r.at), ctx.settings.read_interval_provisioning));
-    if keep && read_due { read(case) } else { None }
+    if read_due { read(case) } else { None }
 }
 
 /// Plans a group whose flow run is missing from the pool's active and recent runs. Our
@@ -149,6 +167,12 @@ fn keep_container_group(case: &Case, mem: &RunMemory) -> bool {
         _ => false,
     };
     mem.job.keep_container_group || tagged
+}
+
+fn container_not_terminated(mem: &RunMemory) -> bool {
+    mem.last_detail()
+        .and_then(|d| d.container.as_ref())
+        .is_some_and(|c| c.state != ContainerState::Terminated)
 }
 
 fn container_terminated(mem: &RunMemory) -> bool {

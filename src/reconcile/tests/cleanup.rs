@@ -152,6 +152,32 @@ fn final_run_fetches_last_logs_first() {
 }
 
 #[test]
+fn final_run_awaits_exit_before_last_logs() {
+    let world = World::new()
+        .run(FlowRunView::completed(id(1)).state_since(1))
+        .group(GroupView::listed(id(1)))
+        .mem(id(1), watched(1).with_job(streaming()));
+    let action = world.action();
+    assert!(
+        matches!(action, Some(Action::ReadGroup(_))),
+        "expected a read of the still running group, got {action:?}"
+    );
+}
+
+#[test]
+fn final_run_fetches_logs_after_exit_grace() {
+    let world = World::new()
+        .run(FlowRunView::completed(id(1)).state_since(500))
+        .group(GroupView::listed(id(1)))
+        .mem(id(1), watched(1).with_job(streaming()));
+    let action = world.action();
+    let Some(Action::FetchLogs(logs)) = action else {
+        panic!("expected the last log fetch, got {action:?}");
+    };
+    assert!(logs.final_fetch);
+}
+
+#[test]
 fn final_run_deletes_group() {
     let mut mem = watched(1)
         .with_job(streaming())
