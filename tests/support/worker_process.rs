@@ -16,6 +16,8 @@ use super::stack::Stack;
 
 /// Bytes of the worker log that failure messages show.
 const LOG_TAIL_BYTES: usize = 6000;
+/// Variable that sets the workers' `--log-level` (default `info`), for debugging a test.
+const LOG_LEVEL_ENV: &str = "PREFECT_ACI_E2E_LOG_LEVEL";
 /// How long a worker gets to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -238,6 +240,7 @@ fn start_arguments(
     http_port: u16,
     options: &WorkerOptions,
 ) -> Vec<String> {
+    let log_level = std::env::var(LOG_LEVEL_ENV).unwrap_or_else(|_| "info".to_owned());
     let mut arguments: Vec<String> = [
         "start",
         "--pool",
@@ -269,7 +272,7 @@ fn start_arguments(
         "--min-poll-interval-seconds",
         "0.5",
         "--log-level",
-        "info",
+        &log_level,
     ]
     .iter()
     .map(|s| s.to_string())
