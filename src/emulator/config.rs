@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use clap::Args;
 
-use super::faults::FaultArgs;
+use super::fault_args::FaultArgs;
 
 /// Default listen address. Port 8181 is not used by Prefect (4200) or the worker.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8181";

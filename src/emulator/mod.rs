@@ -7,13 +7,16 @@
 mod admin;
 mod config;
 mod errors;
+mod fault_args;
 mod faults;
+mod group_actions;
 mod groups;
 mod identity;
 mod lifecycle;
 mod lifecycle_faults;
 mod listing;
 mod process;
+mod resource_groups;
 mod routes;
 mod server;
 mod simulate;
@@ -37,7 +40,8 @@ pub use config::{
     ClientCredential, DEFAULT_ENTRYPOINT_SHIM, DEFAULT_LISTEN, EmulatorConfig, ImageCommand,
     SUPPORTED_API_VERSIONS,
 };
-pub use faults::{FaultArgs, Faults, Operation, OperationFaults};
+pub use fault_args::{FaultArgs, OperationSelector, OperationValue};
+pub use faults::{Faults, Operation, OperationFaults};
 pub use identity::MANAGED_IDENTITY_PATH;
 pub use simulate::{
     EXIT_CODE_VARIABLE as SIM_EXIT_CODE_VARIABLE, SECONDS_VARIABLE as SIM_SECONDS_VARIABLE,
