@@ -71,7 +71,7 @@ pub struct FaultArgs {
     #[arg(long, env = "ACI_EMULATOR_SEED", default_value_t = 0)]
     pub seed: u64,
 
-    /// Probability (0 to 1) that OP answers 429 with Retry-After. Repeatable.
+    /// Probability (0 to 1) that an OP request returns 429 with Retry-After. Repeatable.
     #[arg(
         long,
         env = "ACI_EMULATOR_FAULT_THROTTLE",
@@ -80,11 +80,11 @@ pub struct FaultArgs {
     )]
     pub fault_throttle: Vec<OperationValue<f64>>,
 
-    /// Retry-After of injected 429 answers, in seconds.
+    /// Retry-After of injected 429 responses, in seconds.
     #[arg(long, env = "ACI_EMULATOR_FAULT_RETRY_AFTER", value_name = "SECONDS", default_value_t = DEFAULT_RETRY_AFTER_SECONDS)]
     pub fault_retry_after: u64,
 
-    /// Probability (0 to 1) that OP answers a server error. Repeatable.
+    /// Probability (0 to 1) that an OP request returns a server error. Repeatable.
     #[arg(
         long,
         env = "ACI_EMULATOR_FAULT_ERROR",
@@ -112,7 +112,7 @@ pub struct FaultArgs {
     )]
     pub fault_latency: Vec<OperationValue<u64>>,
 
-    /// OP requests never answer. Repeatable.
+    /// OP requests never get a response. Repeatable.
     #[arg(
         long,
         env = "ACI_EMULATOR_FAULT_HANG",
@@ -126,7 +126,7 @@ pub struct FaultArgs {
     #[arg(long, env = "ACI_EMULATOR_FAULT_IMAGE_PULL", value_name = "GLOB")]
     pub fault_image_pull: Option<String>,
 
-    /// Every create answers 409 ContainerGroupQuotaReached.
+    /// Every create returns 409 ContainerGroupQuotaReached.
     #[arg(long, env = "ACI_EMULATOR_FAULT_QUOTA_EXCEEDED")]
     pub fault_quota_exceeded: bool,
 
@@ -152,7 +152,7 @@ pub struct FaultArgs {
     )]
     pub fault_no_instance_view: u32,
 
-    /// Stop answers 204 but the container keeps running.
+    /// Stop returns 204 but the container keeps running.
     #[arg(long, env = "ACI_EMULATOR_FAULT_IGNORE_STOP")]
     pub fault_ignore_stop: bool,
 
@@ -177,7 +177,7 @@ fn parse_error_status(text: &str) -> Result<u16, String> {
 }
 
 impl Default for FaultArgs {
-    /// The command-line defaults: no faults.
+    /// Returns the command-line defaults: no faults.
     fn default() -> Self {
         Self {
             seed: 0,
@@ -200,7 +200,7 @@ impl Default for FaultArgs {
 }
 
 impl FaultArgs {
-    /// The faults these flags describe.
+    /// Converts the flags into the faults they describe.
     pub fn to_faults(&self) -> Faults {
         let mut faults = Faults::default();
         for op in Operation::ALL {

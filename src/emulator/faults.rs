@@ -59,17 +59,17 @@ impl fmt::Display for Operation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OperationFaults {
-    /// Probability (0 to 1) that a request answers 429 TooManyRequests.
+    /// Probability (0 to 1) that a request returns 429 TooManyRequests.
     pub throttle_probability: f64,
     /// `Retry-After` of an injected 429, in seconds.
     pub retry_after_seconds: u64,
-    /// Probability (0 to 1) that a request answers `error_status`.
+    /// Probability (0 to 1) that a request returns `error_status`.
     pub error_probability: f64,
     /// Status of an injected server error: 500, 502, 503 or 504.
     pub error_status: u16,
-    /// Delay added before answering, in milliseconds.
+    /// Delay added before responding, in milliseconds.
     pub latency_ms: u64,
-    /// Never answer: the request stays open until the client gives up or shutdown.
+    /// Never respond: the request stays open until the client gives up or shutdown.
     pub hang: bool,
 }
 
@@ -94,17 +94,17 @@ pub struct Faults {
     pub operations: BTreeMap<Operation, OperationFaults>,
     /// Image glob whose pulls fail: provisioning ends Failed with an InaccessibleImage event.
     pub image_pull_failure: Option<String>,
-    /// Every create answers 409 ContainerGroupQuotaReached.
+    /// Every create returns 409 ContainerGroupQuotaReached.
     pub quota_exceeded: bool,
     /// A group disappears this many seconds after its container starts, as if deleted out
     /// of band.
     pub vanish_after_seconds: Option<f64>,
     /// A deleted group shows provisioning state Deleting for this long, in milliseconds,
-    /// and DELETE answers 202.
+    /// and DELETE returns 202.
     pub slow_delete_ms: u64,
     /// The first N GETs of each group carry no instance view.
     pub no_instance_view_reads: u32,
-    /// Stop answers 204 but the container keeps running.
+    /// Stop returns 204 but the container keeps running.
     pub ignore_stop: bool,
     /// While the container runs, provisioning state cycles Unhealthy, Repairing, Succeeded
     /// this many times (0: until the container exits).
@@ -124,7 +124,7 @@ impl Faults {
     }
 }
 
-/// What a fault decided for one request.
+/// The outcome a fault draws for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Injected {
     Throttle { retry_after_seconds: u64 },
@@ -155,7 +155,7 @@ impl FaultState {
     }
 
     /// Draws the faults of one request: the added latency and what, if anything, replaces
-    /// the real answer.
+    /// the real response.
     pub fn decide(&mut self, op: Operation) -> (Duration, Option<Injected>) {
         let faults = self.faults.operation(op);
         let latency = Duration::from_millis(faults.latency_ms);

@@ -35,27 +35,11 @@ pub fn delete_group(
         };
         return Ok(Json(view::group_json(&group, false)).into_response());
     }
-    let mut store = shared.lock_store();
-    let Some(group) = store.groups.get_mut(key) else {
+    let delay = Duration::from_millis(slow_delete_ms);
+    let Some((subscription, id)) = begin_slow_delete(shared, key, delay) else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    group.provisioning_state = "Deleting".to_string();
-    lifecycle::add_killing_event(group);
-    group.stop_requested = true;
-    let subscription = group.subscription.clone();
-    let instance = group.instance;
-    let pid = group.pid;
-    let id = Uuid::new_v4().simple().to_string();
-    let delay = Duration::from_millis(slow_delete_ms);
-    store.operations.insert(id.clone(), Instant::now() + delay);
-    drop(store);
-    lifecycle::kill_in_background(shared, pid);
-    tokio::spawn(lifecycle::remove_after(
-        shared.clone(),
-        key.clone(),
-        instance,
-        delay,
-    ));
+
     let api_version = query
         .get("api-version")
         .map(String::as_str)
@@ -77,7 +61,34 @@ pub fn delete_group(
     Ok(response)
 }
 
-/// A delete's operation URL: 202 while the group shows Deleting, then 204.
+/// Marks the group Deleting, kills its process and removes it after `delay`. Returns the
+/// group's subscription and the operation id, or `None` if the group does not exist.
+fn begin_slow_delete(
+    shared: &Arc<Shared>,
+    key: &GroupKey,
+    delay: Duration,
+) -> Option<(String, String)> {
+    let mut store = shared.lock_store();
+    let group = store.groups.get_mut(key)?;
+    group.provisioning_state = "Deleting".to_string();
+    group.stop_requested = true;
+    lifecycle::add_killing_event(group);
+    let subscription = group.subscription.clone();
+    let instance = group.instance;
+    let pid = group.pid;
+
+    let id = Uuid::new_v4().simple().to_string();
+    store.operations.insert(id.clone(), Instant::now() + delay);
+    drop(store);
+
+    lifecycle::kill_in_background(shared, pid);
+    let removal = lifecycle::remove_after(shared.clone(), key.clone(), instance, delay);
+    tokio::spawn(removal);
+    Some((subscription, id))
+}
+
+/// Reports a delete's progress at its operation URL: 202 while the group shows Deleting,
+/// then 204.
 pub fn operation_result(shared: &Shared, id: &str) -> Result<Response, ArmError> {
     let store = shared.lock_store();
     let Some(done_at) = store.operations.get(id) else {

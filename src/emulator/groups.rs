@@ -138,6 +138,7 @@ fn put_group(
         group.location.clone()
     };
     let mut valid = validate_group(name, &body, &location, shared.config.any_location)?;
+
     let key = GroupKey::new(subscription, resource_group, name);
     let mut store = shared.lock_store();
     if let Some(existing) = store.groups.get_mut(&key) {
@@ -148,6 +149,7 @@ fn put_group(
         let rendered = view::group_json(existing, false);
         return Ok((StatusCode::OK, Json(rendered)).into_response());
     }
+
     check_quota(shared, &store.groups, subscription, &valid.location)?;
     valid.run.simulated = shared.config.simulate
         || shared
@@ -155,6 +157,7 @@ fn put_group(
             .simulate_image
             .iter()
             .any(|p| glob_matches(p, &valid.run.image));
+
     let group = new_group(subscription, resource_group, name, valid);
     let instance = group.instance;
     let rendered = view::group_json(&group, false);

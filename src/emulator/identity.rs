@@ -63,11 +63,11 @@ pub async fn managed_identity_token(
     if let Some(response) = apply_faults(&shared, Operation::Token).await {
         return record(&shared, "token", response);
     }
-    let response = managed_identity_answer(&shared, &headers, &query);
+    let response = managed_identity_response(&shared, &headers, &query);
     record(&shared, "token", response)
 }
 
-fn managed_identity_answer(
+fn managed_identity_response(
     shared: &Shared,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
@@ -123,11 +123,11 @@ pub async fn entra_token(
     if let Some(response) = apply_faults(&shared, Operation::Token).await {
         return record(&shared, "token", response);
     }
-    let response = entra_answer(&shared, &tenant, &form);
+    let response = entra_response(&shared, &tenant, &form);
     record(&shared, "token", response)
 }
 
-fn entra_answer(shared: &Shared, tenant: &str, form: &TokenForm) -> Response {
+fn entra_response(shared: &Shared, tenant: &str, form: &TokenForm) -> Response {
     if form.grant_type.as_deref() != Some("client_credentials") {
         let description =
             "AADSTS70003: The app requested an unsupported grant type. Use client_credentials.";

@@ -102,6 +102,7 @@ impl Emulator {
         if !config.listen.ip().is_loopback() && !config.allow_remote {
             return Err(EmulatorError::RemoteListen(config.listen));
         }
+
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| EmulatorError::Bind {
@@ -114,6 +115,7 @@ impl Emulator {
                 address: config.listen,
                 source,
             })?;
+
         let tls = tls_material(&config)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", client_address(address));
@@ -122,6 +124,7 @@ impl Emulator {
             .identity_header
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+
         let (stop, shutdown) = watch::channel(false);
         let faults = FaultState::new(config.faults.to_faults(), config.faults.seed);
         let shared = Arc::new(Shared {
@@ -136,6 +139,7 @@ impl Emulator {
             buckets: Mutex::new(RateBuckets::default()),
             shutdown,
         });
+
         let certificate_pem = tls.as_ref().map(|t| t.trust_pem.clone());
         let server = spawn_server(shared.clone(), listener, tls, stop.subscribe());
         tracing::info!(endpoint = %shared.base_url, "ACI emulator listening");
@@ -167,7 +171,8 @@ fn tls_material(config: &EmulatorConfig) -> Result<Option<tls::TlsMaterial>, Emu
     Ok(Some(material))
 }
 
-/// The address clients use: an unspecified listen address is reached through loopback.
+/// Returns the address clients use: an unspecified listen address is reached through
+/// loopback.
 fn client_address(address: SocketAddr) -> SocketAddr {
     if address.ip().is_unspecified() {
         return SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port());
@@ -265,7 +270,7 @@ impl EmulatorHandle {
         self.certificate_pem.as_deref()
     }
 
-    /// The bound address.
+    /// Returns the bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
     }
@@ -324,6 +329,7 @@ pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorErro
     let mut interrupt =
         unix::signal(unix::SignalKind::interrupt()).map_err(EmulatorError::Signal)?;
     let handle = Emulator::start(config).await?;
+
     let announcement = format!(
         "ARM endpoint:      {}\nIDENTITY_ENDPOINT: {}\nIDENTITY_HEADER:   {}\nAdmin API:         {}\n",
         handle.arm_endpoint(),
@@ -340,6 +346,7 @@ pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorErro
         tracing::warn!(%error, "cannot print the endpoints to stdout");
     }
     drop(stdout);
+
     tokio::select! {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}

@@ -176,7 +176,7 @@ fn classify(route: &ArmRoute, method: &Method) -> (&'static str, Option<Operatio
 }
 
 /// Applies the faults of `operation`: sleeps the added latency, then returns the injected
-/// answer, if one was drawn. A hang waits until shutdown and then answers 503.
+/// response, if one was drawn. A hang waits until shutdown and then returns 503.
 pub async fn apply_faults(shared: &Shared, operation: Operation) -> Option<Response> {
     let (latency, injected) = shared
         .faults

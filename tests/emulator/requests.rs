@@ -1,4 +1,4 @@
-//! ARM request handling: api-versions, tokens, not-found answers, updates, paging, rate
+//! ARM request handling: api-versions, tokens, not-found responses, updates, paging, rate
 //! limit headers and counters.
 
 use prefect_aci_worker::emulator::EmulatorConfig;
