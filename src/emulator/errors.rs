@@ -64,13 +64,13 @@ impl ArmError {
         }
     }
 
-    pub fn not_found_group(name: &str) -> Self {
+    pub fn not_found_group(resource_group: &str, name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
             format!(
                 "The Resource 'Microsoft.ContainerInstance/containerGroups/{name}' under \
-                 resource group was not found."
+                 resource group '{resource_group}' was not found."
             ),
         )
     }

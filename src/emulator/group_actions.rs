@@ -11,6 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::errors::ArmError;
+use super::groups::missing_group;
 use super::server::Query;
 use super::state::{GroupKey, Shared};
 use super::{lifecycle, view};
@@ -117,11 +118,12 @@ pub fn stop_group(shared: &Arc<Shared>, key: &GroupKey, name: &str) -> Result<Re
         .expect("fault lock poisoned")
         .faults
         .ignore_stop;
-    let mut store = shared.lock_store();
+    let mut guard = shared.lock_store();
+    let store = &mut *guard;
     let group = store
         .groups
         .get_mut(key)
-        .ok_or_else(|| ArmError::not_found_group(name))?;
+        .ok_or_else(|| missing_group(&store.resource_groups, key, name))?;
     if ignore_stop {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -129,7 +131,7 @@ pub fn stop_group(shared: &Arc<Shared>, key: &GroupKey, name: &str) -> Result<Re
     group.state = Some("Stopped".to_string());
     lifecycle::add_killing_event(group);
     let pid = group.pid;
-    drop(store);
+    drop(guard);
     lifecycle::kill_in_background(shared, pid);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -157,7 +159,7 @@ pub fn logs(
     let group = store
         .groups
         .get(key)
-        .ok_or_else(|| ArmError::not_found_group(name))?;
+        .ok_or_else(|| missing_group(&store.resource_groups, key, name))?;
     if !group.containers.iter().any(|c| c.name == container) {
         let message =
             format!("The container '{container}' was not found in container group '{name}'.");

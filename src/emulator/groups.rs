@@ -1,5 +1,6 @@
 //! ARM dispatch, and the container group handlers that create and read groups.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -13,7 +14,8 @@ use super::errors::ArmError;
 use super::routes::ArmRoute;
 use super::server::Query;
 use super::state::{
-    ContainerGroup, ContainerState, ContainerStatus, GroupKey, ResourceGroupKey, Shared,
+    ContainerGroup, ContainerState, ContainerStatus, GroupKey, ResourceGroup, ResourceGroupKey,
+    Shared,
 };
 use super::validate::{normalize_location, validate_group};
 use super::{group_actions, lifecycle, resource_groups, view};
@@ -109,6 +111,21 @@ fn method_not_allowed(method: &Method) -> ArmError {
         "MethodNotAllowed",
         format!("The method '{method}' is not supported on this path by the ACI emulator."),
     )
+}
+
+/// The 404 for a group that does not exist: ResourceGroupNotFound when its resource group
+/// is missing too, as ARM reports it, otherwise ResourceNotFound.
+pub fn missing_group(
+    resource_groups: &HashMap<ResourceGroupKey, ResourceGroup>,
+    key: &GroupKey,
+    name: &str,
+) -> ArmError {
+    let group_key = ResourceGroupKey::new(&key.subscription, &key.resource_group);
+    if resource_groups.contains_key(&group_key) {
+        ArmError::not_found_group(&key.resource_group, name)
+    } else {
+        ArmError::not_found_resource_group(&key.resource_group)
+    }
 }
 
 pub fn parse_body(body: &[u8]) -> Result<Value, ArmError> {
@@ -250,11 +267,12 @@ fn get_group(shared: &Shared, key: &GroupKey, name: &str) -> Result<Response, Ar
         .expect("fault lock poisoned")
         .faults
         .no_instance_view_reads;
-    let mut store = shared.lock_store();
+    let mut guard = shared.lock_store();
+    let store = &mut *guard;
     let group = store
         .groups
         .get_mut(key)
-        .ok_or_else(|| ArmError::not_found_group(name))?;
+        .ok_or_else(|| missing_group(&store.resource_groups, key, name))?;
     group.reads += 1;
     let instance_view = group.reads > hidden_reads;
     Ok(Json(view::group_json(group, instance_view)).into_response())

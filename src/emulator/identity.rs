@@ -38,7 +38,7 @@ pub fn issue_token(shared: &Shared) -> (String, u64) {
     (token, expires_on)
 }
 
-/// Whether an `Authorization` header carries an unexpired token issued by this emulator.
+/// Returns whether an `Authorization` header carries an unexpired token issued by this emulator.
 pub fn is_authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;

@@ -64,6 +64,11 @@ async fn missing_resource_group_is_reported() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ResourceGroupNotFound");
 
+    let response = emulator.get(&url).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ResourceGroupNotFound");
+
     let response = emulator
         .get(&emulator.resource_group_url("rg-missing"))
         .await;
