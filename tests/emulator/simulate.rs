@@ -1,8 +1,8 @@
 //! Simulated containers: no process, a wait, an exit code from the environment, and flow
 //! run states proposed to the Prefect API.
 //!
-//! The Prefect API here is a recording server on 127.0.0.1 that accepts every proposal:
-//! this checks the calls the emulator makes, not Prefect's orchestration rules.
+//! Two tests use a recording server on 127.0.0.1 that accepts every proposal, to check the
+//! calls the emulator makes; one runs against a real Prefect server and its orchestration.
 
 use std::sync::{Arc, Mutex};
 
@@ -104,4 +104,59 @@ async fn simulated_image_pattern_completes() {
     assert_eq!(proposed_types(&recorded), ["RUNNING", "COMPLETED"]);
     let logs = emulator.logs("sim-ok", "").await;
     assert!(logs.contains("proposed Running: ACCEPT"), "logs: {logs}");
+}
+
+#[tokio::test]
+async fn simulated_run_drives_real_prefect_server() {
+    let Some(server) = crate::prefect_server::PrefectServer::start().await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let flow: Value = client
+        .post(format!("{}/flows/", server.api_url))
+        .json(&json!({ "name": "emulator-simulation" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flow_run: Value = client
+        .post(format!("{}/flow_runs/", server.api_url))
+        .json(&json!({ "flow_id": flow["id"], "state": { "type": "PENDING", "name": "Pending" } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flow_run_id = flow_run["id"].as_str().unwrap();
+
+    let mut config = EmulatorConfig::for_tests();
+    config.simulate = true;
+    let emulator = TestEmulator::with_config(config).await;
+    let mut body = simulated_body(&server.api_url, "1");
+    body["properties"]["containers"][0]["properties"]["environmentVariables"][1]["value"] =
+        json!(flow_run_id);
+    emulator.create("sim-real", &body).await;
+    emulator
+        .wait_for("sim-real", |g| current_state(g) == "Terminated")
+        .await;
+
+    let read: Value = client
+        .get(format!("{}/flow_runs/{flow_run_id}", server.api_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["state"]["type"], "FAILED", "flow run: {read}");
+    assert_eq!(read["run_count"], 1);
+    let logs = emulator.logs("sim-real", "").await;
+    assert!(logs.contains("proposed Running: ACCEPT"), "logs: {logs}");
+    assert!(
+        logs.contains("proposed final state: ACCEPT"),
+        "logs: {logs}"
+    );
 }
