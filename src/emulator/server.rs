@@ -55,7 +55,7 @@ async fn arm(
         .into_owned()
         .collect();
     let (label, operation, class) = classify(&route, &method);
-    let response = match admit(&shared, &route, &headers, &query, operation, class).await {
+    let mut response = match admit(&shared, &route, &headers, &query, operation, class).await {
         Ok(remaining) => {
             let mut response = groups::dispatch(&shared, route, &method, &query, &body).await;
             response
@@ -65,7 +65,24 @@ async fn arm(
         }
         Err(response) => response,
     };
+    add_request_ids(&headers, &mut response);
     record(&shared, label, response)
+}
+
+/// Adds the ids ARM puts on every response: a new `x-ms-request-id`, and
+/// `x-ms-correlation-request-id` taken from the client's `x-ms-client-request-id` when sent.
+fn add_request_ids(request: &HeaderMap, response: &mut Response) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation = request
+        .get("x-ms-client-request-id")
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_str(&request_id).expect("a UUID is a valid header"));
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-ms-request-id",
+        HeaderValue::from_str(&request_id).expect("a UUID is a valid header"),
+    );
+    headers.insert("x-ms-correlation-request-id", correlation);
 }
 
 /// Runs the checks before a handler. Returns the tokens left in the request's bucket.

@@ -176,6 +176,17 @@ async fn rate_limit_headers_count_down() {
     let body: Value = throttled.json().await.unwrap();
     assert_eq!(body["error"]["code"], "TooManyRequests");
 
+    let ids = emulator
+        .client
+        .get(&url)
+        .bearer_auth(&emulator.token)
+        .header("x-ms-client-request-id", "client-1")
+        .send()
+        .await
+        .unwrap();
+    assert!(ids.headers().contains_key("x-ms-request-id"));
+    assert_eq!(ids.headers()["x-ms-correlation-request-id"], "client-1");
+
     let write = emulator
         .put(&emulator.group_url("w", ""), &group_body(&["true"]))
         .await;
