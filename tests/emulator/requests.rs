@@ -40,6 +40,22 @@ async fn arm_requests_need_an_issued_token() {
 }
 
 #[tokio::test]
+async fn expired_token_has_its_own_code() {
+    let mut config = EmulatorConfig::for_tests();
+    config.token_lifetime_seconds = 1;
+    let emulator = TestEmulator::with_config(config).await;
+    let url = emulator.group_url("any", "");
+    assert_eq!(emulator.get(&url).await.status(), StatusCode::NOT_FOUND);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = emulator.get(&url).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ExpiredAuthenticationToken");
+}
+
+#[tokio::test]
 async fn no_auth_accepts_any_request() {
     let mut config = EmulatorConfig::for_tests();
     config.no_auth = true;

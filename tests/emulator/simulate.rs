@@ -106,30 +106,42 @@ async fn simulated_image_pattern_completes() {
     assert!(logs.contains("proposed Running: ACCEPT"), "logs: {logs}");
 }
 
+/// POSTs `body` until the server creates the object. A Prefect 3.9.1 server just past its
+/// health check has been seen to answer a flow run POST without an id, so this retries.
+async fn post_until_created(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let response = client.post(url).json(&body).send().await.unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() && answer["id"].is_string() {
+            return answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "POST {url}: {status} {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn simulated_run_drives_real_prefect_server() {
     let Some(server) = crate::prefect_server::PrefectServer::start().await else {
         return;
     };
     let client = reqwest::Client::new();
-    let flow: Value = client
-        .post(format!("{}/flows/", server.api_url))
-        .json(&json!({ "name": "emulator-simulation" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let flow_run: Value = client
-        .post(format!("{}/flow_runs/", server.api_url))
-        .json(&json!({ "flow_id": flow["id"], "state": { "type": "PENDING", "name": "Pending" } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flows_url = format!("{}/flows/", server.api_url);
+    let flow = post_until_created(
+        &client,
+        &flows_url,
+        json!({ "name": "emulator-simulation" }),
+    )
+    .await;
+    let flow_runs_url = format!("{}/flow_runs/", server.api_url);
+    let pending =
+        json!({ "flow_id": flow["id"], "state": { "type": "PENDING", "name": "Pending" } });
+    let flow_run = post_until_created(&client, &flow_runs_url, pending).await;
     let flow_run_id = flow_run["id"].as_str().unwrap();
 
     let mut config = EmulatorConfig::for_tests();
