@@ -18,7 +18,7 @@ use super::state::{
     Shared,
 };
 use super::validate::{normalize_location, validate_group};
-use super::{group_actions, lifecycle, resource_groups, view};
+use super::{group_actions, lifecycle, listing, resource_groups, view};
 
 /// Routes a parsed ARM request to its handler.
 pub async fn dispatch(
@@ -28,39 +28,30 @@ pub async fn dispatch(
     query: &Query,
     body: &[u8],
 ) -> Response {
-    let result = match (route, method.as_str()) {
-        (
-            ArmRoute::ResourceGroup {
-                subscription,
-                resource_group,
-            },
-            "PUT",
-        ) => resource_groups::put_resource_group(shared, &subscription, &resource_group, body),
-        (
-            ArmRoute::ResourceGroup {
-                subscription,
-                resource_group,
-            },
-            "GET",
-        ) => resource_groups::get_resource_group(shared, &subscription, &resource_group),
-        (ArmRoute::GroupsInSubscription { subscription }, "GET") => {
-            super::listing::list(shared, &subscription, None, query)
+    let verb = method.as_str();
+    let result = match route {
+        ArmRoute::ResourceGroup {
+            subscription,
+            resource_group,
+        } => match verb {
+            "PUT" => {
+                resource_groups::put_resource_group(shared, &subscription, &resource_group, body)
+            }
+            "GET" => resource_groups::get_resource_group(shared, &subscription, &resource_group),
+            _ => Err(method_not_allowed(method)),
+        },
+        ArmRoute::GroupsInSubscription { subscription } if verb == "GET" => {
+            listing::list(shared, &subscription, None, query)
         }
-        (
-            ArmRoute::GroupsInResourceGroup {
-                subscription,
-                resource_group,
-            },
-            "GET",
-        ) => super::listing::list(shared, &subscription, Some(&resource_group), query),
-        (
-            ArmRoute::Group {
-                subscription,
-                resource_group,
-                name,
-            },
-            verb,
-        ) => {
+        ArmRoute::GroupsInResourceGroup {
+            subscription,
+            resource_group,
+        } if verb == "GET" => listing::list(shared, &subscription, Some(&resource_group), query),
+        ArmRoute::Group {
+            subscription,
+            resource_group,
+            name,
+        } => {
             let key = GroupKey::new(&subscription, &resource_group, &name);
             match verb {
                 "PUT" => put_group(shared, &subscription, &resource_group, &name, body),
@@ -69,35 +60,25 @@ pub async fn dispatch(
                 _ => Err(method_not_allowed(method)),
             }
         }
-        (
-            ArmRoute::GroupAction {
-                subscription,
-                resource_group,
-                name,
-                action,
-            },
-            "POST",
-        ) if action == "stop" => group_actions::stop_group(
-            shared,
-            &GroupKey::new(&subscription, &resource_group, &name),
-            &name,
-        ),
-        (
-            ArmRoute::Logs {
-                subscription,
-                resource_group,
-                name,
-                container,
-            },
-            "GET",
-        ) => group_actions::logs(
-            shared,
-            &GroupKey::new(&subscription, &resource_group, &name),
-            &name,
-            &container,
-            query,
-        ),
-        (ArmRoute::OperationResult { id, .. }, "GET") => {
+        ArmRoute::GroupAction {
+            subscription,
+            resource_group,
+            name,
+            action,
+        } if verb == "POST" && action == "stop" => {
+            let key = GroupKey::new(&subscription, &resource_group, &name);
+            group_actions::stop_group(shared, &key, &name)
+        }
+        ArmRoute::Logs {
+            subscription,
+            resource_group,
+            name,
+            container,
+        } if verb == "GET" => {
+            let key = GroupKey::new(&subscription, &resource_group, &name);
+            group_actions::logs(shared, &key, &name, &container, query)
+        }
+        ArmRoute::OperationResult { id, .. } if verb == "GET" => {
             group_actions::operation_result(shared, &id)
         }
         _ => Err(method_not_allowed(method)),
