@@ -94,8 +94,8 @@ fn method_not_allowed(method: &Method) -> ArmError {
     )
 }
 
-/// The 404 for a group that does not exist: ResourceGroupNotFound when its resource group
-/// is missing too, as ARM reports it, otherwise ResourceNotFound.
+/// Builds the 404 for a group that does not exist: ResourceGroupNotFound when its resource
+/// group is missing too, as ARM reports it, otherwise ResourceNotFound.
 pub fn missing_group(
     resource_groups: &HashMap<ResourceGroupKey, ResourceGroup>,
     key: &GroupKey,

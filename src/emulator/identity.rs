@@ -41,7 +41,7 @@ pub fn issue_token(shared: &Shared) -> (String, u64) {
     (token, expires_on)
 }
 
-/// How the bearer token of an ARM request checks out.
+/// The result of checking the bearer token of an ARM request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenCheck {
     Valid,

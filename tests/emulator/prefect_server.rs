@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Time the server gets to answer its health check; it takes about 15 s on a laptop.
+/// Time the server gets to pass its health check. It took about 15 s on the 2-core machine
+/// these tests were written on.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A running `prefect server start`, killed with its process group on drop.
@@ -16,7 +17,8 @@ pub struct PrefectServer {
     _home: tempfile::TempDir,
 }
 
-/// The Prefect 3 virtualenv: PREFECT_ACI_TEST_VENV3, else `.venv/prefect3` in the checkout.
+/// Returns the Prefect 3 virtualenv: PREFECT_ACI_TEST_VENV3, else `.venv/prefect3` in the
+/// checkout.
 fn venv() -> PathBuf {
     match std::env::var_os("PREFECT_ACI_TEST_VENV3") {
         Some(path) => PathBuf::from(path),

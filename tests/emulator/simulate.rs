@@ -1,8 +1,8 @@
 //! Simulated containers: no process, a wait, an exit code from the environment, and flow
 //! run states proposed to the Prefect API.
 //!
-//! Two tests use a recording server on 127.0.0.1 that accepts every proposal, to check the
-//! calls the emulator makes; one runs against a real Prefect server and its orchestration.
+//! Two tests use a recording server on 127.0.0.1 that accepts every proposal, so they check
+//! the calls the emulator makes. One test runs against a real Prefect server instead.
 
 use std::sync::{Arc, Mutex};
 
@@ -107,7 +107,7 @@ async fn simulated_image_pattern_completes() {
 }
 
 /// POSTs `body` until the server creates the object. A Prefect 3.9.1 server just past its
-/// health check has been seen to answer a flow run POST without an id, so this retries.
+/// health check has been seen to return a flow run POST without an id, so this retries.
 async fn post_until_created(client: &reqwest::Client, url: &str, body: Value) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
