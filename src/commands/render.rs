@@ -109,7 +109,7 @@ async fn read_deployment(prefect: &PrefectClient, value: &str) -> Result<Deploym
     found.ok_or_else(|| RenderError::DeploymentNotFound(value.to_owned()))
 }
 
-/// Reads `--flow-run`, or stands in a run of the deployment with no job variables.
+/// Reads `--flow-run`, or builds a placeholder run of the deployment with no job variables.
 async fn flow_run(
     prefect: &PrefectClient,
     args: &RenderArgs,
@@ -139,7 +139,7 @@ fn overrides(value: Option<&str>) -> Result<Option<Map<String, Value>>, RenderEr
     }
 }
 
-/// The location from `--location`, else the resource group's from ARM, else a placeholder.
+/// Returns `--location`, else the resource group's location from ARM, else a placeholder.
 async fn location(args: &RenderArgs, job: &ResolvedJob) -> String {
     if let Some(location) = &args.location {
         return location.clone();

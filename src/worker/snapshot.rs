@@ -28,8 +28,8 @@ const ACTIVE_STATES: [PrefectState; 4] = [
     PrefectState::Paused,
 ];
 
-/// Errors that make the worker skip a tick: without them the planner would take missing
-/// answers for missing runs or dead workers.
+/// Errors that make the worker skip a tick. Planning without these reads would take a
+/// failed read for missing runs or dead workers.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("reading the pool's flow runs failed: {0}")]
@@ -41,7 +41,7 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    /// A bounded label for the reconcile error metric.
+    /// Returns a bounded label for the reconcile error metric.
     pub fn metric_label(&self) -> &'static str {
         "prefect"
     }
