@@ -325,6 +325,29 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every flag and its environment variable must be listed in docs/configuration.md.
+    #[test]
+    fn configuration_doc_lists_every_flag() {
+        let doc = include_str!("../docs/configuration.md");
+        let command = Cli::command();
+        let mut commands: Vec<&clap::Command> = vec![&command];
+        commands.extend(command.get_subcommands());
+        for sub in commands {
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if long == "help" || long == "version" {
+                    continue;
+                }
+                let flag = format!("`--{long}`");
+                assert!(doc.contains(&flag), "docs/configuration.md lacks {flag}");
+                if let Some(env) = arg.get_env() {
+                    let env = format!("`{}`", env.to_string_lossy());
+                    assert!(doc.contains(&env), "docs/configuration.md lacks {env}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn start_parses_repeated_work_queues() {
         let cli = Cli::try_parse_from([

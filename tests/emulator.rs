@@ -11,6 +11,8 @@ mod faults;
 mod identity;
 #[path = "emulator/lifecycle.rs"]
 mod lifecycle;
+#[path = "emulator/prefect_server.rs"]
+mod prefect_server;
 #[path = "emulator/requests.rs"]
 mod requests;
 #[path = "emulator/simulate.rs"]

@@ -82,7 +82,7 @@ async fn render(args: &RenderArgs) -> Result<Value, RenderError> {
     let location = location(args, &job).await;
     let name = container_group_name(&job.context.flow_name, run.id);
     let placement = GroupPlacement {
-        name,
+        name: name.clone(),
         location,
         tags: group_tags(
             run.id,
@@ -95,7 +95,12 @@ async fn render(args: &RenderArgs) -> Result<Value, RenderError> {
     };
     let request = build_container_group(&job.config, &job.context, &placement)
         .map_err(|e| RenderError::Job(e.to_string()))?;
-    Ok(render_report(&job.config, &request))
+    let mut report = render_report(&job.config, &request);
+    if let Value::Object(map) = &mut report {
+        // The name travels in the PUT's URL, not in the body, so the report adds it.
+        map.insert("container_group_name".into(), Value::String(name));
+    }
+    Ok(report)
 }
 
 async fn read_deployment(prefect: &PrefectClient, value: &str) -> Result<Deployment, RenderError> {
@@ -109,7 +114,7 @@ async fn read_deployment(prefect: &PrefectClient, value: &str) -> Result<Deploym
     found.ok_or_else(|| RenderError::DeploymentNotFound(value.to_owned()))
 }
 
-/// Reads `--flow-run`, or stands in a run of the deployment with no job variables.
+/// Reads `--flow-run`, or builds a placeholder run of the deployment with no job variables.
 async fn flow_run(
     prefect: &PrefectClient,
     args: &RenderArgs,
@@ -139,7 +144,7 @@ fn overrides(value: Option<&str>) -> Result<Option<Map<String, Value>>, RenderEr
     }
 }
 
-/// The location from `--location`, else the resource group's from ARM, else a placeholder.
+/// Returns `--location`, else the resource group's location from ARM, else a placeholder.
 async fn location(args: &RenderArgs, job: &ResolvedJob) -> String {
     if let Some(location) = &args.location {
         return location.clone();

@@ -78,7 +78,7 @@ async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Every container group with its states and process id, for tests and debugging.
+/// Lists every container group with its states and process id, for tests and debugging.
 async fn list_groups(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let store = shared.lock_store();
     let groups: Vec<Value> = store

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use clap::Args;
 
-use super::faults::FaultArgs;
+use super::fault_args::FaultArgs;
 
 /// Default listen address. Port 8181 is not used by Prefect (4200) or the worker.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8181";
@@ -84,7 +84,7 @@ pub struct EmulatorConfig {
     )]
     pub token_lifetime_seconds: u64,
 
-    /// Number of container groups per page of a list answer before a nextLink is sent.
+    /// Number of container groups per page of a list response before a nextLink is sent.
     #[arg(long, env = "ACI_EMULATOR_PAGE_SIZE", default_value_t = 100)]
     pub page_size: usize,
 
@@ -92,8 +92,8 @@ pub struct EmulatorConfig {
     #[arg(long, env = "ACI_EMULATOR_ANY_LOCATION")]
     pub any_location: bool,
 
-    /// Maximum number of container groups per subscription; one more create answers
-    /// 409 ContainerGroupQuotaReached.
+    /// Maximum number of container groups per subscription and location. One more create
+    /// returns 409 ContainerGroupQuotaReached.
     #[arg(long, env = "ACI_EMULATOR_MAX_CONTAINER_GROUPS", default_value_t = 100)]
     pub max_container_groups: usize,
 
@@ -206,7 +206,7 @@ impl EmulatorConfig {
 }
 
 impl Default for EmulatorConfig {
-    /// The command-line defaults.
+    /// Returns the command-line defaults.
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("literal address"),
@@ -273,7 +273,7 @@ impl FromStr for ClientCredential {
     }
 }
 
-/// An image pattern and the local program that stands in for the image's entrypoint.
+/// An image pattern and the local program run as the entrypoint of matching images.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageCommand {
     pub pattern: String,

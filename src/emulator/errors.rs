@@ -12,7 +12,7 @@ pub struct ArmError {
     pub message: String,
     pub target: Option<String>,
     pub details: Vec<ArmError>,
-    /// `Retry-After` in seconds, sent with throttling and some 5xx answers.
+    /// `Retry-After` in seconds, sent with throttling and some 5xx responses.
     pub retry_after: Option<u64>,
 }
 
@@ -37,7 +37,7 @@ impl ArmError {
         self
     }
 
-    /// Folds several validation errors into one answer the way ARM does: a single error
+    /// Folds several validation errors into one response the way ARM does: a single error
     /// stands alone, several become `MultipleErrorsOccurred` with each one in `details`.
     pub fn combine(mut errors: Vec<ArmError>) -> Option<ArmError> {
         match errors.len() {
@@ -64,13 +64,13 @@ impl ArmError {
         }
     }
 
-    pub fn not_found_group(name: &str) -> Self {
+    pub fn not_found_group(resource_group: &str, name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFound",
             format!(
                 "The Resource 'Microsoft.ContainerInstance/containerGroups/{name}' under \
-                 resource group was not found."
+                 resource group '{resource_group}' was not found."
             ),
         )
     }

@@ -1,18 +1,16 @@
 //! Injected faults: per-operation throttling, server errors, latency and hangs, and
-//! lifecycle faults, set by flags at start and replaced at run time through the admin API.
+//! lifecycle faults, replaced at run time through the admin API.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// `Retry-After` sent with an injected 429 unless set otherwise, in seconds.
-const DEFAULT_RETRY_AFTER_SECONDS: u64 = 1;
+pub(super) const DEFAULT_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// An ARM or identity operation that faults and counters are kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,17 +59,17 @@ impl fmt::Display for Operation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OperationFaults {
-    /// Probability (0 to 1) that a request answers 429 TooManyRequests.
+    /// Probability (0 to 1) that a request returns 429 TooManyRequests.
     pub throttle_probability: f64,
     /// `Retry-After` of an injected 429, in seconds.
     pub retry_after_seconds: u64,
-    /// Probability (0 to 1) that a request answers `error_status`.
+    /// Probability (0 to 1) that a request returns `error_status`.
     pub error_probability: f64,
     /// Status of an injected server error: 500, 502, 503 or 504.
     pub error_status: u16,
-    /// Delay added before answering, in milliseconds.
+    /// Delay added before responding, in milliseconds.
     pub latency_ms: u64,
-    /// Never answer: the request stays open until the client gives up or shutdown.
+    /// Never respond: the request stays open until the client gives up or shutdown.
     pub hang: bool,
 }
 
@@ -96,17 +94,17 @@ pub struct Faults {
     pub operations: BTreeMap<Operation, OperationFaults>,
     /// Image glob whose pulls fail: provisioning ends Failed with an InaccessibleImage event.
     pub image_pull_failure: Option<String>,
-    /// Every create answers 409 ContainerGroupQuotaReached.
+    /// Every create returns 409 ContainerGroupQuotaReached.
     pub quota_exceeded: bool,
     /// A group disappears this many seconds after its container starts, as if deleted out
     /// of band.
     pub vanish_after_seconds: Option<f64>,
     /// A deleted group shows provisioning state Deleting for this long, in milliseconds,
-    /// and DELETE answers 202.
+    /// and DELETE returns 202.
     pub slow_delete_ms: u64,
     /// The first N GETs of each group carry no instance view.
     pub no_instance_view_reads: u32,
-    /// Stop answers 204 but the container keeps running.
+    /// Stop returns 204 but the container keeps running.
     pub ignore_stop: bool,
     /// While the container runs, provisioning state cycles Unhealthy, Repairing, Succeeded
     /// this many times (0: until the container exits).
@@ -121,12 +119,12 @@ impl Faults {
         self.operations.get(&op).cloned().unwrap_or_default()
     }
 
-    fn operation_mut(&mut self, op: Operation) -> &mut OperationFaults {
+    pub(super) fn operation_mut(&mut self, op: Operation) -> &mut OperationFaults {
         self.operations.entry(op).or_default()
     }
 }
 
-/// What a fault decided for one request.
+/// The outcome a fault draws for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Injected {
     Throttle { retry_after_seconds: u64 },
@@ -157,7 +155,7 @@ impl FaultState {
     }
 
     /// Draws the faults of one request: the added latency and what, if anything, replaces
-    /// the real answer.
+    /// the real response.
     pub fn decide(&mut self, op: Operation) -> (Duration, Option<Injected>) {
         let faults = self.faults.operation(op);
         let latency = Duration::from_millis(faults.latency_ms);
@@ -180,238 +178,5 @@ impl FaultState {
             return (latency, Some(Injected::ServerError { status }));
         }
         (latency, None)
-    }
-}
-
-/// An operation selector in a fault flag: one operation or `all`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationSelector {
-    One(Operation),
-    All,
-}
-
-impl OperationSelector {
-    fn operations(self) -> Vec<Operation> {
-        match self {
-            OperationSelector::One(op) => vec![op],
-            OperationSelector::All => Operation::ALL.to_vec(),
-        }
-    }
-}
-
-impl FromStr for OperationSelector {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "all" {
-            return Ok(OperationSelector::All);
-        }
-        Operation::ALL
-            .into_iter()
-            .find(|op| op.as_str() == s)
-            .map(OperationSelector::One)
-            .ok_or_else(|| {
-                format!("unknown operation {s:?}: expected create, get, list, delete, stop, logs, token or all")
-            })
-    }
-}
-
-/// A fault flag value `OP=VALUE`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OperationValue<T> {
-    pub selector: OperationSelector,
-    pub value: T,
-}
-
-impl<T: FromStr> FromStr for OperationValue<T> {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (op, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("invalid fault {s:?}: expected OP=VALUE"))?;
-        let value = value
-            .parse()
-            .map_err(|_| format!("invalid fault {s:?}: {value:?} is not a valid number"))?;
-        Ok(Self {
-            selector: op.parse()?,
-            value,
-        })
-    }
-}
-
-/// Fault flags. OP is create, get, list, delete, stop, logs, token or all.
-#[derive(Args, Debug, Clone)]
-#[command(next_help_heading = "Faults (OP: create, get, list, delete, stop, logs, token or all)")]
-pub struct FaultArgs {
-    /// Seed of the random source behind fault probabilities, so runs repeat.
-    #[arg(long, env = "ACI_EMULATOR_SEED", default_value_t = 0)]
-    pub seed: u64,
-
-    /// Probability (0 to 1) that OP answers 429 with Retry-After. Repeatable.
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_THROTTLE",
-        value_name = "OP=PROBABILITY",
-        value_delimiter = ','
-    )]
-    pub fault_throttle: Vec<OperationValue<f64>>,
-
-    /// Retry-After of injected 429 answers, in seconds.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_RETRY_AFTER", value_name = "SECONDS", default_value_t = DEFAULT_RETRY_AFTER_SECONDS)]
-    pub fault_retry_after: u64,
-
-    /// Probability (0 to 1) that OP answers a server error. Repeatable.
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_ERROR",
-        value_name = "OP=PROBABILITY",
-        value_delimiter = ','
-    )]
-    pub fault_error: Vec<OperationValue<f64>>,
-
-    /// HTTP status of injected server errors (500, 502, 503 or 504).
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_ERROR_STATUS",
-        value_name = "STATUS",
-        default_value_t = 500,
-        value_parser = parse_error_status
-    )]
-    pub fault_error_status: u16,
-
-    /// Latency added to every OP request, in milliseconds. Repeatable.
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_LATENCY",
-        value_name = "OP=MS",
-        value_delimiter = ','
-    )]
-    pub fault_latency: Vec<OperationValue<u64>>,
-
-    /// OP requests never answer. Repeatable.
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_HANG",
-        value_name = "OP",
-        value_delimiter = ','
-    )]
-    pub fault_hang: Vec<OperationSelector>,
-
-    /// Image pulls fail for images matching GLOB: provisioning ends Failed with an
-    /// InaccessibleImage event.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_IMAGE_PULL", value_name = "GLOB")]
-    pub fault_image_pull: Option<String>,
-
-    /// Every create answers 409 ContainerGroupQuotaReached.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_QUOTA_EXCEEDED")]
-    pub fault_quota_exceeded: bool,
-
-    /// Groups vanish this many seconds after their container starts.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_VANISH_AFTER", value_name = "SECONDS")]
-    pub fault_vanish_after: Option<f64>,
-
-    /// Deleted groups show provisioning state Deleting for this long, in milliseconds.
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_SLOW_DELETE_MS",
-        value_name = "MS",
-        default_value_t = 0
-    )]
-    pub fault_slow_delete_ms: u64,
-
-    /// Number of GETs of each group, counted from the first, that carry no instance view.
-    #[arg(
-        long,
-        env = "ACI_EMULATOR_FAULT_NO_INSTANCE_VIEW",
-        value_name = "READS",
-        default_value_t = 0
-    )]
-    pub fault_no_instance_view: u32,
-
-    /// Stop answers 204 but the container keeps running.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_IGNORE_STOP")]
-    pub fault_ignore_stop: bool,
-
-    /// While a container runs, provisioning state cycles Unhealthy, Repairing, Succeeded
-    /// CYCLES times (0: until it exits). Each step lasts --creating-ms.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_UNHEALTHY_LOOP", value_name = "CYCLES")]
-    pub fault_unhealthy_loop: Option<u32>,
-
-    /// Before a container starts, provisioning state cycles Repairing, Creating CYCLES
-    /// times (0: forever). Each step lasts --creating-ms.
-    #[arg(long, env = "ACI_EMULATOR_FAULT_REPAIRING_LOOP", value_name = "CYCLES")]
-    pub fault_repairing_loop: Option<u32>,
-}
-
-fn parse_error_status(text: &str) -> Result<u16, String> {
-    match text.parse::<u16>() {
-        Ok(status @ (500 | 502 | 503 | 504)) => Ok(status),
-        _ => Err(format!(
-            "invalid error status {text:?}: expected 500, 502, 503 or 504"
-        )),
-    }
-}
-
-impl Default for FaultArgs {
-    /// The command-line defaults: no faults.
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            fault_throttle: Vec::new(),
-            fault_retry_after: DEFAULT_RETRY_AFTER_SECONDS,
-            fault_error: Vec::new(),
-            fault_error_status: 500,
-            fault_latency: Vec::new(),
-            fault_hang: Vec::new(),
-            fault_image_pull: None,
-            fault_quota_exceeded: false,
-            fault_vanish_after: None,
-            fault_slow_delete_ms: 0,
-            fault_no_instance_view: 0,
-            fault_ignore_stop: false,
-            fault_unhealthy_loop: None,
-            fault_repairing_loop: None,
-        }
-    }
-}
-
-impl FaultArgs {
-    /// The faults these flags describe.
-    pub fn to_faults(&self) -> Faults {
-        let mut faults = Faults::default();
-        for op in Operation::ALL {
-            faults.operation_mut(op).retry_after_seconds = self.fault_retry_after;
-            faults.operation_mut(op).error_status = self.fault_error_status;
-        }
-        for setting in &self.fault_throttle {
-            for op in setting.selector.operations() {
-                faults.operation_mut(op).throttle_probability = setting.value;
-            }
-        }
-        for setting in &self.fault_error {
-            for op in setting.selector.operations() {
-                faults.operation_mut(op).error_probability = setting.value;
-            }
-        }
-        for setting in &self.fault_latency {
-            for op in setting.selector.operations() {
-                faults.operation_mut(op).latency_ms = setting.value;
-            }
-        }
-        for selector in &self.fault_hang {
-            for op in selector.operations() {
-                faults.operation_mut(op).hang = true;
-            }
-        }
-        faults.image_pull_failure = self.fault_image_pull.clone();
-        faults.quota_exceeded = self.fault_quota_exceeded;
-        faults.vanish_after_seconds = self.fault_vanish_after;
-        faults.slow_delete_ms = self.fault_slow_delete_ms;
-        faults.no_instance_view_reads = self.fault_no_instance_view;
-        faults.ignore_stop = self.fault_ignore_stop;
-        faults.unhealthy_loop_cycles = self.fault_unhealthy_loop;
-        faults.repairing_loop_cycles = self.fault_repairing_loop;
-        faults
     }
 }

@@ -1,12 +1,12 @@
-//! ARM handlers: resource groups, container groups, stop, logs and delete operations.
+//! ARM dispatch, and the container group handlers that create and read groups.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::config::glob_matches;
@@ -18,10 +18,7 @@ use super::state::{
     Shared,
 };
 use super::validate::{normalize_location, validate_group};
-use super::{lifecycle, view};
-
-/// `Retry-After` sent with a 202 delete, in seconds.
-const DELETE_RETRY_AFTER_SECONDS: u64 = 1;
+use super::{group_actions, lifecycle, listing, resource_groups, view};
 
 /// Routes a parsed ARM request to its handler.
 pub async fn dispatch(
@@ -31,76 +28,59 @@ pub async fn dispatch(
     query: &Query,
     body: &[u8],
 ) -> Response {
-    let result = match (route, method.as_str()) {
-        (
-            ArmRoute::ResourceGroup {
-                subscription,
-                resource_group,
-            },
-            "PUT",
-        ) => put_resource_group(shared, &subscription, &resource_group, body),
-        (
-            ArmRoute::ResourceGroup {
-                subscription,
-                resource_group,
-            },
-            "GET",
-        ) => get_resource_group(shared, &subscription, &resource_group),
-        (ArmRoute::GroupsInSubscription { subscription }, "GET") => {
-            super::listing::list(shared, &subscription, None, query)
+    let verb = method.as_str();
+    let result = match route {
+        ArmRoute::ResourceGroup {
+            subscription,
+            resource_group,
+        } => match verb {
+            "PUT" => {
+                resource_groups::put_resource_group(shared, &subscription, &resource_group, body)
+            }
+            "GET" => resource_groups::get_resource_group(shared, &subscription, &resource_group),
+            _ => Err(method_not_allowed(method)),
+        },
+        ArmRoute::GroupsInSubscription { subscription } if verb == "GET" => {
+            listing::list(shared, &subscription, None, query)
         }
-        (
-            ArmRoute::GroupsInResourceGroup {
-                subscription,
-                resource_group,
-            },
-            "GET",
-        ) => super::listing::list(shared, &subscription, Some(&resource_group), query),
-        (
-            ArmRoute::Group {
-                subscription,
-                resource_group,
-                name,
-            },
-            verb,
-        ) => {
+        ArmRoute::GroupsInResourceGroup {
+            subscription,
+            resource_group,
+        } if verb == "GET" => listing::list(shared, &subscription, Some(&resource_group), query),
+        ArmRoute::Group {
+            subscription,
+            resource_group,
+            name,
+        } => {
             let key = GroupKey::new(&subscription, &resource_group, &name);
             match verb {
                 "PUT" => put_group(shared, &subscription, &resource_group, &name, body),
                 "GET" => get_group(shared, &key, &name),
-                "DELETE" => delete_group(shared, &key, query),
+                "DELETE" => group_actions::delete_group(shared, &key, query),
                 _ => Err(method_not_allowed(method)),
             }
         }
-        (
-            ArmRoute::GroupAction {
-                subscription,
-                resource_group,
-                name,
-                action,
-            },
-            "POST",
-        ) if action == "stop" => stop_group(
-            shared,
-            &GroupKey::new(&subscription, &resource_group, &name),
-            &name,
-        ),
-        (
-            ArmRoute::Logs {
-                subscription,
-                resource_group,
-                name,
-                container,
-            },
-            "GET",
-        ) => logs(
-            shared,
-            &GroupKey::new(&subscription, &resource_group, &name),
-            &name,
-            &container,
-            query,
-        ),
-        (ArmRoute::OperationResult { id, .. }, "GET") => operation_result(shared, &id),
+        ArmRoute::GroupAction {
+            subscription,
+            resource_group,
+            name,
+            action,
+        } if verb == "POST" && action == "stop" => {
+            let key = GroupKey::new(&subscription, &resource_group, &name);
+            group_actions::stop_group(shared, &key, &name)
+        }
+        ArmRoute::Logs {
+            subscription,
+            resource_group,
+            name,
+            container,
+        } if verb == "GET" => {
+            let key = GroupKey::new(&subscription, &resource_group, &name);
+            group_actions::logs(shared, &key, &name, &container, query)
+        }
+        ArmRoute::OperationResult { id, .. } if verb == "GET" => {
+            group_actions::operation_result(shared, &id)
+        }
         _ => Err(method_not_allowed(method)),
     };
     result.unwrap_or_else(IntoResponse::into_response)
@@ -114,58 +94,28 @@ fn method_not_allowed(method: &Method) -> ArmError {
     )
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, ArmError> {
+/// Builds the 404 for a group that does not exist: ResourceGroupNotFound when its resource
+/// group is missing too, as ARM reports it, otherwise ResourceNotFound.
+pub fn missing_group(
+    resource_groups: &HashMap<ResourceGroupKey, ResourceGroup>,
+    key: &GroupKey,
+    name: &str,
+) -> ArmError {
+    let group_key = ResourceGroupKey::new(&key.subscription, &key.resource_group);
+    if resource_groups.contains_key(&group_key) {
+        ArmError::not_found_group(&key.resource_group, name)
+    } else {
+        ArmError::not_found_resource_group(&key.resource_group)
+    }
+}
+
+pub fn parse_body(body: &[u8]) -> Result<Value, ArmError> {
     serde_json::from_slice(body).map_err(|e| {
         ArmError::bad_request(
             "InvalidRequestContent",
             format!("The request content was invalid and could not be deserialized: {e}."),
         )
     })
-}
-
-fn put_resource_group(
-    shared: &Shared,
-    subscription: &str,
-    name: &str,
-    body: &[u8],
-) -> Result<Response, ArmError> {
-    let body = parse_body(body)?;
-    let Some(location) = body.get("location").and_then(Value::as_str) else {
-        return Err(ArmError::bad_request(
-            "LocationRequired",
-            "The location property is required for this definition.",
-        ));
-    };
-    let group = ResourceGroup {
-        subscription: subscription.to_string(),
-        name: name.to_string(),
-        location: location.to_string(),
-        tags: body.get("tags").cloned(),
-    };
-    let rendered = view::resource_group_json(&group);
-    let mut store = shared.lock_store();
-    let previous = store
-        .resource_groups
-        .insert(ResourceGroupKey::new(subscription, name), group);
-    let status = if previous.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(rendered)).into_response())
-}
-
-fn get_resource_group(
-    shared: &Shared,
-    subscription: &str,
-    name: &str,
-) -> Result<Response, ArmError> {
-    let store = shared.lock_store();
-    let group = store
-        .resource_groups
-        .get(&ResourceGroupKey::new(subscription, name))
-        .ok_or_else(|| ArmError::not_found_resource_group(name))?;
-    Ok(Json(view::resource_group_json(group)).into_response())
 }
 
 fn put_group(
@@ -186,6 +136,7 @@ fn put_group(
         group.location.clone()
     };
     let mut valid = validate_group(name, &body, &location, shared.config.any_location)?;
+
     let key = GroupKey::new(subscription, resource_group, name);
     let mut store = shared.lock_store();
     if let Some(existing) = store.groups.get_mut(&key) {
@@ -196,6 +147,7 @@ fn put_group(
         let rendered = view::group_json(existing, false);
         return Ok((StatusCode::OK, Json(rendered)).into_response());
     }
+
     check_quota(shared, &store.groups, subscription, &valid.location)?;
     valid.run.simulated = shared.config.simulate
         || shared
@@ -203,6 +155,7 @@ fn put_group(
             .simulate_image
             .iter()
             .any(|p| glob_matches(p, &valid.run.image));
+
     let group = new_group(subscription, resource_group, name, valid);
     let instance = group.instance;
     let rendered = view::group_json(&group, false);
@@ -295,154 +248,13 @@ fn get_group(shared: &Shared, key: &GroupKey, name: &str) -> Result<Response, Ar
         .expect("fault lock poisoned")
         .faults
         .no_instance_view_reads;
-    let mut store = shared.lock_store();
+    let mut guard = shared.lock_store();
+    let store = &mut *guard;
     let group = store
         .groups
         .get_mut(key)
-        .ok_or_else(|| ArmError::not_found_group(name))?;
+        .ok_or_else(|| missing_group(&store.resource_groups, key, name))?;
     group.reads += 1;
     let instance_view = group.reads > hidden_reads;
     Ok(Json(view::group_json(group, instance_view)).into_response())
-}
-
-fn delete_group(shared: &Arc<Shared>, key: &GroupKey, query: &Query) -> Result<Response, ArmError> {
-    let slow_delete_ms = shared
-        .faults
-        .lock()
-        .expect("fault lock poisoned")
-        .faults
-        .slow_delete_ms;
-    if slow_delete_ms == 0 {
-        let Some(group) = lifecycle::remove_group(shared, key) else {
-            return Ok(StatusCode::NO_CONTENT.into_response());
-        };
-        return Ok(Json(view::group_json(&group, false)).into_response());
-    }
-    let mut store = shared.lock_store();
-    let Some(group) = store.groups.get_mut(key) else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    };
-    group.provisioning_state = "Deleting".to_string();
-    lifecycle::add_killing_event(group);
-    group.stop_requested = true;
-    let subscription = group.subscription.clone();
-    let instance = group.instance;
-    let pid = group.pid;
-    let id = Uuid::new_v4().simple().to_string();
-    let delay = Duration::from_millis(slow_delete_ms);
-    store.operations.insert(id.clone(), Instant::now() + delay);
-    drop(store);
-    lifecycle::kill_in_background(shared, pid);
-    tokio::spawn(lifecycle::remove_after(
-        shared.clone(),
-        key.clone(),
-        instance,
-        delay,
-    ));
-    let api_version = query
-        .get("api-version")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let location = format!(
-        "{}/subscriptions/{subscription}/providers/Microsoft.ContainerInstance/operationResults/{id}?api-version={api_version}",
-        shared.base_url
-    );
-    let mut response = StatusCode::ACCEPTED.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).expect("URL is a valid header"),
-    );
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(DELETE_RETRY_AFTER_SECONDS),
-    );
-    Ok(response)
-}
-
-/// A delete's operation URL: 202 while the group shows Deleting, then 204.
-fn operation_result(shared: &Shared, id: &str) -> Result<Response, ArmError> {
-    let store = shared.lock_store();
-    let Some(done_at) = store.operations.get(id) else {
-        let message = format!("The operation '{id}' was not found.");
-        return Err(ArmError::new(
-            StatusCode::NOT_FOUND,
-            "OperationNotFound",
-            message,
-        ));
-    };
-    if Instant::now() >= *done_at {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    let mut response = StatusCode::ACCEPTED.into_response();
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(DELETE_RETRY_AFTER_SECONDS),
-    );
-    Ok(response)
-}
-
-fn stop_group(shared: &Arc<Shared>, key: &GroupKey, name: &str) -> Result<Response, ArmError> {
-    let ignore_stop = shared
-        .faults
-        .lock()
-        .expect("fault lock poisoned")
-        .faults
-        .ignore_stop;
-    let mut store = shared.lock_store();
-    let group = store
-        .groups
-        .get_mut(key)
-        .ok_or_else(|| ArmError::not_found_group(name))?;
-    if ignore_stop {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    group.stop_requested = true;
-    group.state = Some("Stopped".to_string());
-    lifecycle::add_killing_event(group);
-    let pid = group.pid;
-    drop(store);
-    lifecycle::kill_in_background(shared, pid);
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn logs(
-    shared: &Shared,
-    key: &GroupKey,
-    name: &str,
-    container: &str,
-    query: &Query,
-) -> Result<Response, ArmError> {
-    let tail = match query.get("tail") {
-        Some(text) => Some(text.parse::<usize>().map_err(|_| {
-            ArmError::bad_request(
-                "InvalidParameter",
-                format!("The tail value '{text}' is not a non-negative integer."),
-            )
-        })?),
-        None => None,
-    };
-    let timestamps = query
-        .get("timestamps")
-        .is_some_and(|t| t.eq_ignore_ascii_case("true"));
-    let store = shared.lock_store();
-    let group = store
-        .groups
-        .get(key)
-        .ok_or_else(|| ArmError::not_found_group(name))?;
-    if !group.containers.iter().any(|c| c.name == container) {
-        let message =
-            format!("The container '{container}' was not found in container group '{name}'.");
-        return Err(ArmError::new(
-            StatusCode::NOT_FOUND,
-            "ContainerNotFound",
-            message,
-        ));
-    }
-    let content = if group.run.container == container {
-        group.logs.render(tail, timestamps)
-    } else {
-        String::new()
-    };
-    Ok(Json(json!({ "content": content })).into_response())
 }

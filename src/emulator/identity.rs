@@ -18,6 +18,9 @@ use super::state::Shared;
 
 /// Path of the managed identity endpoint; `identity_endpoint()` returns its full URL.
 pub const MANAGED_IDENTITY_PATH: &str = "/msi/token";
+/// How long an expired token is remembered, so that requests with it get
+/// ExpiredAuthenticationToken rather than InvalidAuthenticationToken.
+const EXPIRED_TOKEN_MEMORY: Duration = Duration::from_secs(3600);
 /// The api-version azure_identity sends to an App Service style endpoint.
 const MANAGED_IDENTITY_API_VERSION: &str = "2019-08-01";
 
@@ -28,7 +31,7 @@ pub fn issue_token(shared: &Shared) -> (String, u64) {
     let token = format!("aci-emulator.{}", Uuid::new_v4().simple());
     let mut tokens = shared.tokens.lock().expect("token lock poisoned");
     let now = Instant::now();
-    tokens.retain(|_, expiry| *expiry > now);
+    tokens.retain(|_, expiry| *expiry + EXPIRED_TOKEN_MEMORY > now);
     tokens.insert(token.clone(), now + lifetime);
     let expires_on = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -38,18 +41,28 @@ pub fn issue_token(shared: &Shared) -> (String, u64) {
     (token, expires_on)
 }
 
-/// Whether an `Authorization` header carries an unexpired token issued by this emulator.
-pub fn is_authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(token) = value.strip_prefix("Bearer ").map(str::trim) else {
-        return false;
+/// The result of checking the bearer token of an ARM request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    Valid,
+    /// Issued here but past its expiry.
+    Expired,
+    /// Missing, malformed or never issued here.
+    Invalid,
+}
+
+/// Checks the `Authorization: Bearer` header against the tokens issued here.
+pub fn check_token(shared: &Shared, headers: &HeaderMap) -> TokenCheck {
+    let value = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let Some(token) = value.and_then(|v| v.strip_prefix("Bearer ")).map(str::trim) else {
+        return TokenCheck::Invalid;
     };
     let tokens = shared.tokens.lock().expect("token lock poisoned");
-    tokens
-        .get(token)
-        .is_some_and(|expiry| *expiry > Instant::now())
+    match tokens.get(token) {
+        Some(expiry) if *expiry > Instant::now() => TokenCheck::Valid,
+        Some(_) => TokenCheck::Expired,
+        None => TokenCheck::Invalid,
+    }
 }
 
 /// `GET /msi/token?api-version=2019-08-01&resource=...`, as azure_identity calls it when
@@ -63,11 +76,11 @@ pub async fn managed_identity_token(
     if let Some(response) = apply_faults(&shared, Operation::Token).await {
         return record(&shared, "token", response);
     }
-    let response = managed_identity_answer(&shared, &headers, &query);
+    let response = managed_identity_response(&shared, &headers, &query);
     record(&shared, "token", response)
 }
 
-fn managed_identity_answer(
+fn managed_identity_response(
     shared: &Shared,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
@@ -123,11 +136,11 @@ pub async fn entra_token(
     if let Some(response) = apply_faults(&shared, Operation::Token).await {
         return record(&shared, "token", response);
     }
-    let response = entra_answer(&shared, &tenant, &form);
+    let response = entra_response(&shared, &tenant, &form);
     record(&shared, "token", response)
 }
 
-fn entra_answer(shared: &Shared, tenant: &str, form: &TokenForm) -> Response {
+fn entra_response(shared: &Shared, tenant: &str, form: &TokenForm) -> Response {
     if form.grant_type.as_deref() != Some("client_credentials") {
         let description =
             "AADSTS70003: The app requested an unsupported grant type. Use client_credentials.";

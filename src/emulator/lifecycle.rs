@@ -110,6 +110,7 @@ async fn provision(shared: &Shared, key: &GroupKey, instance: Uuid) -> bool {
     if !set_provisioning(shared, key, instance, "Creating") {
         return false;
     }
+
     let Some(image) = with_group(shared, key, instance, |g| g.run.image.clone()) else {
         return false;
     };
@@ -118,31 +119,45 @@ async fn provision(shared: &Shared, key: &GroupKey, instance: Uuid) -> bool {
         return false;
     }
     tokio::time::sleep(step).await;
+
     let faults = shared
         .faults
         .lock()
         .expect("fault lock poisoned")
         .faults
         .clone();
-    if let Some(cycles) = faults.repairing_loop_cycles {
-        let mut done = 0;
-        while cycles == 0 || done < cycles {
-            for state in ["Repairing", "Creating"] {
-                if !set_provisioning(shared, key, instance, state) {
-                    return false;
-                }
-                tokio::time::sleep(step).await;
-            }
-            done += 1;
-        }
-    }
-    if faults
-        .image_pull_failure
-        .as_deref()
-        .is_some_and(|p| glob_matches(p, &image))
+    if let Some(cycles) = faults.repairing_loop_cycles
+        && !repairing_loop(shared, key, instance, cycles, step).await
     {
+        return false;
+    }
+
+    let pull_fails = faults.image_pull_failure.as_deref();
+    if pull_fails.is_some_and(|pattern| glob_matches(pattern, &image)) {
         fail_pull(shared, key, instance, &image);
         return false;
+    }
+    true
+}
+
+/// Cycles Repairing and Creating `cycles` times (0: until the group is gone). Returns false
+/// when the group is gone.
+async fn repairing_loop(
+    shared: &Shared,
+    key: &GroupKey,
+    instance: Uuid,
+    cycles: u32,
+    step: Duration,
+) -> bool {
+    let mut done = 0;
+    while cycles == 0 || done < cycles {
+        for state in ["Repairing", "Creating"] {
+            if !set_provisioning(shared, key, instance, state) {
+                return false;
+            }
+            tokio::time::sleep(step).await;
+        }
+        done += 1;
     }
     true
 }

@@ -7,13 +7,16 @@
 mod admin;
 mod config;
 mod errors;
+mod fault_args;
 mod faults;
+mod group_actions;
 mod groups;
 mod identity;
 mod lifecycle;
 mod lifecycle_faults;
 mod listing;
 mod process;
+mod resource_groups;
 mod routes;
 mod server;
 mod simulate;
@@ -37,7 +40,8 @@ pub use config::{
     ClientCredential, DEFAULT_ENTRYPOINT_SHIM, DEFAULT_LISTEN, EmulatorConfig, ImageCommand,
     SUPPORTED_API_VERSIONS,
 };
-pub use faults::{FaultArgs, Faults, Operation, OperationFaults};
+pub use fault_args::{FaultArgs, OperationSelector, OperationValue};
+pub use faults::{Faults, Operation, OperationFaults};
 pub use identity::MANAGED_IDENTITY_PATH;
 pub use simulate::{
     EXIT_CODE_VARIABLE as SIM_EXIT_CODE_VARIABLE, SECONDS_VARIABLE as SIM_SECONDS_VARIABLE,
@@ -98,6 +102,7 @@ impl Emulator {
         if !config.listen.ip().is_loopback() && !config.allow_remote {
             return Err(EmulatorError::RemoteListen(config.listen));
         }
+
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| EmulatorError::Bind {
@@ -110,6 +115,7 @@ impl Emulator {
                 address: config.listen,
                 source,
             })?;
+
         let tls = tls_material(&config)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", client_address(address));
@@ -118,6 +124,7 @@ impl Emulator {
             .identity_header
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+
         let (stop, shutdown) = watch::channel(false);
         let faults = FaultState::new(config.faults.to_faults(), config.faults.seed);
         let shared = Arc::new(Shared {
@@ -132,6 +139,7 @@ impl Emulator {
             buckets: Mutex::new(RateBuckets::default()),
             shutdown,
         });
+
         let certificate_pem = tls.as_ref().map(|t| t.trust_pem.clone());
         let server = spawn_server(shared.clone(), listener, tls, stop.subscribe());
         tracing::info!(endpoint = %shared.base_url, "ACI emulator listening");
@@ -163,7 +171,8 @@ fn tls_material(config: &EmulatorConfig) -> Result<Option<tls::TlsMaterial>, Emu
     Ok(Some(material))
 }
 
-/// The address clients use: an unspecified listen address is reached through loopback.
+/// Returns the address clients use: an unspecified listen address is reached through
+/// loopback.
 fn client_address(address: SocketAddr) -> SocketAddr {
     if address.ip().is_unspecified() {
         return SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), address.port());
@@ -261,7 +270,7 @@ impl EmulatorHandle {
         self.certificate_pem.as_deref()
     }
 
-    /// The bound address.
+    /// Returns the bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
     }
@@ -320,6 +329,7 @@ pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorErro
     let mut interrupt =
         unix::signal(unix::SignalKind::interrupt()).map_err(EmulatorError::Signal)?;
     let handle = Emulator::start(config).await?;
+
     let announcement = format!(
         "ARM endpoint:      {}\nIDENTITY_ENDPOINT: {}\nIDENTITY_HEADER:   {}\nAdmin API:         {}\n",
         handle.arm_endpoint(),
@@ -336,6 +346,7 @@ pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorErro
         tracing::warn!(%error, "cannot print the endpoints to stdout");
     }
     drop(stdout);
+
     tokio::select! {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}

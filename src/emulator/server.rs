@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use super::config::SUPPORTED_API_VERSIONS;
 use super::errors::ArmError;
 use super::faults::{Injected, Operation};
-use super::identity;
+use super::identity::{self, TokenCheck};
 use super::routes::{self, ArmRoute};
 use super::state::{RateClass, Shared};
 use super::{admin, groups};
@@ -55,7 +55,7 @@ async fn arm(
         .into_owned()
         .collect();
     let (label, operation, class) = classify(&route, &method);
-    let response = match admit(&shared, &route, &headers, &query, operation, class).await {
+    let mut response = match admit(&shared, &route, &headers, &query, operation, class).await {
         Ok(remaining) => {
             let mut response = groups::dispatch(&shared, route, &method, &query, &body).await;
             response
@@ -65,7 +65,24 @@ async fn arm(
         }
         Err(response) => response,
     };
+    add_request_ids(&headers, &mut response);
     record(&shared, label, response)
+}
+
+/// Adds the ids ARM puts on every response: a new `x-ms-request-id`, and
+/// `x-ms-correlation-request-id` taken from the client's `x-ms-client-request-id` when sent.
+fn add_request_ids(request: &HeaderMap, response: &mut Response) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation = request
+        .get("x-ms-client-request-id")
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_str(&request_id).expect("a UUID is a valid header"));
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-ms-request-id",
+        HeaderValue::from_str(&request_id).expect("a UUID is a valid header"),
+    );
+    headers.insert("x-ms-correlation-request-id", correlation);
 }
 
 /// Runs the checks before a handler. Returns the tokens left in the request's bucket.
@@ -78,14 +95,10 @@ async fn admit(
     class: RateClass,
 ) -> Result<u32, Response> {
     check_api_version(route, query).map_err(IntoResponse::into_response)?;
-    if !shared.config.no_auth && !identity::is_authorized(shared, headers) {
-        let error = ArmError::new(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "The access token is missing, invalid or expired. Get a token from the emulator's \
-             identity or token endpoint, or start the emulator with --no-auth.",
-        );
-        return Err(error.into_response());
+    if !shared.config.no_auth
+        && let Some(response) = authorization_error(shared, headers)
+    {
+        return Err(response);
     }
     if let Some(operation) = operation
         && let Some(response) = apply_faults(shared, operation).await
@@ -106,6 +119,29 @@ async fn admit(
             .insert(class.header(), HeaderValue::from(0));
         response
     })
+}
+
+/// Builds the 401 for a bearer token that was not issued here or has expired, with the
+/// codes ARM uses, so clients can tell a token to refresh from a wrong one. Returns `None`
+/// for a valid token.
+fn authorization_error(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let (code, message) = match identity::check_token(shared, headers) {
+        TokenCheck::Valid => return None,
+        TokenCheck::Expired => (
+            "ExpiredAuthenticationToken",
+            "The access token has expired. Get a new token from the emulator's identity or \
+             token endpoint.",
+        ),
+        TokenCheck::Invalid => (
+            "InvalidAuthenticationToken",
+            "The access token is missing or was not issued by this emulator. Get a token from \
+             the emulator's identity or token endpoint, or start the emulator with --no-auth.",
+        ),
+    };
+    let mut response = ArmError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
+    let challenge = HeaderValue::from_static("Bearer error=\"invalid_token\"");
+    response.headers_mut().insert("www-authenticate", challenge);
+    Some(response)
 }
 
 fn check_api_version(route: &ArmRoute, query: &Query) -> Result<(), ArmError> {
@@ -176,7 +212,7 @@ fn classify(route: &ArmRoute, method: &Method) -> (&'static str, Option<Operatio
 }
 
 /// Applies the faults of `operation`: sleeps the added latency, then returns the injected
-/// answer, if one was drawn. A hang waits until shutdown and then answers 503.
+/// response, if one was drawn. A hang waits until shutdown and then returns 503.
 pub async fn apply_faults(shared: &Shared, operation: Operation) -> Option<Response> {
     let (latency, injected) = shared
         .faults

@@ -133,17 +133,30 @@ impl PrefectFlowRun {
         if let Some(authorization) = &self.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => return format!("request failed: {error}"),
+        let outcome = match request.send().await {
+            Ok(response) => read_outcome(response).await,
+            Err(error) => Err(format!("request failed: {error}")),
         };
-        let status = response.status();
-        match response.json::<Value>().await {
-            Ok(body) if status.is_success() => {
-                body["status"].as_str().unwrap_or("unknown").to_string()
-            }
-            Ok(body) => format!("HTTP {status}: {body}"),
-            Err(error) => format!("HTTP {status}, unreadable body: {error}"),
+        outcome.unwrap_or_else(|failure| {
+            tracing::warn!(
+                url = %self.url,
+                state = state_type,
+                %failure,
+                "proposing a flow run state failed"
+            );
+            failure
+        })
+    }
+}
+
+/// Reads the orchestration status from a set_state response, or describes the failure.
+async fn read_outcome(response: reqwest::Response) -> Result<String, String> {
+    let status = response.status();
+    match response.json::<Value>().await {
+        Ok(body) if status.is_success() => {
+            Ok(body["status"].as_str().unwrap_or("unknown").to_string())
         }
+        Ok(body) => Err(format!("HTTP {status}: {body}")),
+        Err(error) => Err(format!("HTTP {status}, unreadable body: {error}")),
     }
 }

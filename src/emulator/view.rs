@@ -30,7 +30,7 @@ pub fn resource_group_json(group: &ResourceGroup) -> Value {
 }
 
 /// Renders a container group. `instance_view` adds the group's and each container's
-/// instance view, as GET does; list results and PUT answers go without.
+/// instance view, as GET does; list results and PUT responses go without.
 pub fn group_json(group: &ContainerGroup, instance_view: bool) -> Value {
     let mut properties = group.properties.clone();
     properties["provisioningState"] = json!(group.provisioning_state);

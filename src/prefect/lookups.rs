@@ -27,6 +27,34 @@ impl PrefectClient {
         not_found_as_none(self.json(call).await)
     }
 
+    /// Returns every deployment of a work pool, fetching pages of 200 until a short one.
+    pub async fn filter_deployments_by_pool(
+        &self,
+        pool: &str,
+    ) -> Result<Vec<Deployment>, PrefectError> {
+        const PAGE: usize = 200;
+        let mut deployments: Vec<Deployment> = Vec::new();
+        loop {
+            let body = serde_json::json!({
+                "work_pools": { "name": { "any_": [pool] } },
+                "limit": PAGE,
+                "offset": deployments.len(),
+            });
+            let call = Call::new(
+                "filter_deployments",
+                Method::POST,
+                &["deployments", "filter"],
+            )
+            .json(&body)?;
+            let page: Vec<Deployment> = self.json(call).await?;
+            let short = page.len() < PAGE;
+            deployments.extend(page);
+            if short {
+                return Ok(deployments);
+            }
+        }
+    }
+
     /// Reads a flow by id.
     pub async fn read_flow(&self, id: Uuid) -> Result<Flow, PrefectError> {
         let id = id.to_string();

@@ -201,7 +201,7 @@ pub fn flow_run_view(run: &FlowRun, flow_name: &str) -> Option<FlowRunView> {
     })
 }
 
-/// The planner's scope for an ARM resource group reference.
+/// Converts an ARM resource group reference to the planner's scope.
 pub fn scope(reference: &ResourceGroupRef) -> ResourceGroupScope {
     ResourceGroupScope {
         subscription_id: reference.subscription_id.clone(),
@@ -209,7 +209,7 @@ pub fn scope(reference: &ResourceGroupRef) -> ResourceGroupScope {
     }
 }
 
-/// The ARM resource group reference of a planner group.
+/// Returns the ARM resource group reference of a planner group.
 pub fn resource_group(group: &GroupRef) -> ResourceGroupRef {
     ResourceGroupRef::new(group.subscription_id.clone(), group.resource_group.clone())
 }

@@ -82,8 +82,8 @@ fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(factor)
 }
 
-/// One pass: snapshot, plan, spawn the actions. The actions run on past the tick; the
-/// next tick skips their runs until they finish.
+/// Runs one pass: snapshot, plan, spawn the actions. The actions may outlive the tick, and
+/// later ticks skip their runs until they finish.
 async fn tick(
     shared: &Arc<Shared>,
     semaphore: &Arc<Semaphore>,

@@ -17,13 +17,13 @@ use crate::template::{
 
 use super::lookup::PrefectLookup;
 
-/// Why a job configuration could not be resolved.
+/// Errors from resolving a job configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     /// The configuration is invalid: the run cannot start and ends Crashed with this message.
     #[error("{0}")]
     Invalid(String),
-    /// Prefect did not answer; the next tick tries again.
+    /// A Prefect call failed transiently, so the next tick tries again.
     #[error("Prefect API call failed while resolving the job configuration: {0}")]
     Transient(#[source] PrefectError),
     /// The run or its deployment was not found, or Prefect rejected a read.
@@ -69,7 +69,7 @@ pub struct ResolvedJob {
 }
 
 impl ResolvedJob {
-    /// The values the planner reads from the configuration.
+    /// Returns the values the planner reads from the configuration.
     pub fn options(&self) -> JobOptions {
         JobOptions {
             task_start_timeout: self.config.task_start_timeout,

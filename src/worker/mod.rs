@@ -62,7 +62,7 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
     let (trigger, signal) = shutdown::channel();
     shutdown::listen(trigger).map_err(WorkerError::Signals)?;
     let listener = http::bind(config.http_addr).await?;
-    let mut server = tokio::spawn(http::serve(
+    let server = tokio::spawn(http::serve(
         listener,
         health.clone(),
         metrics.clone(),
@@ -82,7 +82,7 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
         work_pool_name: pool.name.clone(),
         work_pool_id: pool.id,
     };
-    tokio::spawn(pool::heartbeat_loop(
+    let heartbeats = tokio::spawn(pool::heartbeat_loop(
         prefect.clone(),
         pool.name.clone(),
         config.worker_name.clone(),
@@ -99,16 +99,39 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
         pool.base_job_template,
     ));
     tokio::spawn(check_token(shared.clone(), signal.clone()));
-    let mut reconciler = tokio::spawn(executor::run(shared, signal));
-    tokio::select! {
-        result = &mut reconciler => {
-            result.map_err(|_| WorkerError::TaskEnded("reconcile loop"))?;
-            tracing::info!("worker stopped");
-            Ok(())
-        }
-        result = &mut server => {
-            result.map_err(|_| WorkerError::TaskEnded("HTTP server"))??;
-            Err(WorkerError::TaskEnded("HTTP server"))
+    let reconciler = tokio::spawn(executor::run(shared, signal.clone()));
+    supervise(reconciler, server, heartbeats, signal).await
+}
+
+/// Waits for the reconcile loop to finish. The HTTP server and the heartbeat loop end only
+/// at shutdown, so either one ending earlier ends the worker with an error.
+async fn supervise(
+    mut reconciler: tokio::task::JoinHandle<()>,
+    mut server: tokio::task::JoinHandle<Result<(), HttpError>>,
+    mut heartbeats: tokio::task::JoinHandle<()>,
+    signal: ShutdownSignal,
+) -> Result<(), WorkerError> {
+    let (mut server_done, mut heartbeats_done) = (false, false);
+    loop {
+        tokio::select! {
+            result = &mut reconciler => {
+                result.map_err(|_| WorkerError::TaskEnded("reconcile loop"))?;
+                tracing::info!("worker stopped");
+                return Ok(());
+            }
+            result = &mut server, if !server_done => {
+                server_done = true;
+                result.map_err(|_| WorkerError::TaskEnded("HTTP server"))??;
+                if !signal.is_requested() {
+                    return Err(WorkerError::TaskEnded("HTTP server"));
+                }
+            }
+            result = &mut heartbeats, if !heartbeats_done => {
+                heartbeats_done = true;
+                if result.is_err() || !signal.is_requested() {
+                    return Err(WorkerError::TaskEnded("heartbeat loop"));
+                }
+            }
         }
     }
 }

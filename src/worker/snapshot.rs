@@ -19,6 +19,11 @@ use crate::reconcile::{
 use super::convert;
 use super::state::{DEPLOYMENT_CACHE_TTL, Shared};
 
+/// How often the resource groups to list are seeded again from the pool's variable defaults
+/// and its deployments' job variables, so groups left by a worker that died are found even
+/// when no active run names their resource group.
+const SCOPE_SEED_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// States of the runs the worker watches. Final runs are read by id only when a group or
 /// the worker's memory still names them.
 const ACTIVE_STATES: [PrefectState; 4] = [
@@ -28,8 +33,8 @@ const ACTIVE_STATES: [PrefectState; 4] = [
     PrefectState::Paused,
 ];
 
-/// Errors that make the worker skip a tick: without them the planner would take missing
-/// answers for missing runs or dead workers.
+/// Errors that make the worker skip a tick. Planning without these reads would take a
+/// failed read for missing runs or dead workers.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("reading the pool's flow runs failed: {0}")]
@@ -41,7 +46,7 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    /// A bounded label for the reconcile error metric.
+    /// Returns a bounded label for the reconcile error metric.
     pub fn metric_label(&self) -> &'static str {
         "prefect"
     }
@@ -73,6 +78,7 @@ pub async fn gather(shared: &Arc<Shared>, shutting_down: bool) -> Result<Snapsho
         tracing::warn!(%error, "reading scheduled flow runs failed; claiming none this tick");
         Vec::new()
     });
+    seed_scopes(shared).await;
     let arm = list_groups(shared).await;
     runs.extend(read_other_runs(shared, &runs, &arm.groups).await?);
     let scheduled_runs: Vec<FlowRun> = scheduled.into_iter().map(|r| r.flow_run).collect();
@@ -100,6 +106,76 @@ fn heartbeats(workers: Vec<crate::prefect::models::Worker>) -> Vec<WorkerHeartbe
             })
         })
         .collect()
+}
+
+/// Adds the resource groups that the pool's defaults and its deployments name to the ones
+/// listed each tick, at most every `SCOPE_SEED_INTERVAL`. They are listed with the worker's
+/// own client until a run's job names another credential for them.
+async fn seed_scopes(shared: &Arc<Shared>) {
+    let (due, template) = {
+        let state = shared.state();
+        let due = state
+            .scopes_seeded_at
+            .is_none_or(|at| at.elapsed() >= SCOPE_SEED_INTERVAL);
+        (due, state.base_job_template.clone())
+    };
+    if !due {
+        return;
+    }
+    let deployments = match shared
+        .prefect
+        .filter_deployments_by_pool(&shared.config.pool)
+        .await
+    {
+        Ok(deployments) => deployments,
+        Err(error) => {
+            tracing::warn!(%error, "reading the pool's deployments failed; seeding resource groups later");
+            return;
+        }
+    };
+    let defaults = template.pointer("/variables/properties");
+    let default_of = |name: &str| {
+        defaults
+            .and_then(|p| p.pointer(&format!("/{name}/default")))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let (pool_sub, pool_rg) = (
+        default_of("subscription_id"),
+        default_of("resource_group_name"),
+    );
+    let mut found = vec![(pool_sub.clone(), pool_rg.clone())];
+    for deployment in &deployments {
+        let variables = deployment.job_variables();
+        let value = |name: &str| {
+            variables
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        found.push((
+            value("subscription_id").or(pool_sub.clone()),
+            value("resource_group_name").or(pool_rg.clone()),
+        ));
+    }
+    let mut state = shared.state();
+    state.scopes_seeded_at = Some(Instant::now());
+    let client = shared.azure.default_client().clone();
+    for (subscription_id, resource_group) in found {
+        let (Some(subscription_id), Some(resource_group)) = (subscription_id, resource_group)
+        else {
+            continue;
+        };
+        // A templated value such as `{{ prefect.variables.rg }}` names no scope by itself.
+        if subscription_id.contains("{{") || resource_group.contains("{{") {
+            continue;
+        }
+        let scope = ResourceGroupScope {
+            subscription_id,
+            resource_group,
+        };
+        state.scopes.entry(scope).or_insert_with(|| client.clone());
+    }
 }
 
 /// Lists every known resource group. A scope whose listing fails is left out of

@@ -48,6 +48,8 @@ pub struct State {
     pub scheduled_at: HashMap<Uuid, OffsetDateTime>,
     /// Failed log reads in a row, per run.
     pub log_failures: HashMap<Uuid, u32>,
+    /// When `scopes` was last seeded from the pool's defaults and deployments.
+    pub scopes_seeded_at: Option<Instant>,
 }
 
 /// Everything the snapshot, the planner and the executor share.

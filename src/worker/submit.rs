@@ -121,7 +121,7 @@ async fn resolve(shared: &Arc<Shared>, id: Uuid) -> Option<RunJob> {
     let mut state = shared.state();
     state.jobs.insert(id, run_job.clone());
     let scope = convert::scope(&reference(&run_job.job));
-    state.scopes.entry(scope).or_insert(run_job.arm.clone());
+    state.scopes.insert(scope, run_job.arm.clone());
     Some(run_job)
 }
 

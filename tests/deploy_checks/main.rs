@@ -1,15 +1,24 @@
 //! Checks of the files under deploy/: promtool and shellcheck accept them, deploy.sh's dry
 //! run prints every step, and the dashboard and alert rules name only exported metrics.
+//! The custom role must grant every ARM operation of the client, and worker.json's
+//! container group must be valid against the official ACI spec.
 //!
-//! promtool (Debian package `prometheus`) and shellcheck come from `make tools`. When one
-//! is missing, its test fails under `CI=true` and otherwise prints that it skipped.
+//! promtool (Debian package `prometheus`) and shellcheck come from `make tools`. The spec
+//! is read from `$CARGO_MANIFEST_DIR/../shared/specs/containerInstance.json` or from
+//! `PREFECT_ACI_SPEC_FILE`. When a tool or the spec is missing, its test fails under
+//! `CI=true` and otherwise prints that it skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use prefect_aci_worker::arm::ArmOperation;
 use serde_json::Value;
 
+mod arm_template;
 mod metric_queries;
+#[path = "../support/mod.rs"]
+mod support;
+mod worker_spec;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -204,16 +213,25 @@ fn dry_run_names_missing_settings() {
     assert!(!stderr.contains("PREFECT_API_KEY"), "{stderr}");
 }
 
-#[test]
-fn role_grants_no_deployments() {
+/// Returns the actions of deploy/azure/role-definition.json. `az role definition create`
+/// accepts the key spelled `Actions` or `actions`, so both are read.
+fn role_actions() -> Vec<String> {
     let role: Value = serde_json::from_str(&read("deploy/azure/role-definition.json"))
         .expect("role-definition.json is JSON");
-    let actions: Vec<&str> = role["Actions"]
-        .as_array()
-        .expect("Actions array")
+    let actions = role
+        .get("Actions")
+        .or_else(|| role.get("actions"))
+        .and_then(Value::as_array)
+        .expect("role-definition.json has an Actions array");
+    actions
         .iter()
-        .map(|a| a.as_str().expect("action string"))
-        .collect();
+        .map(|a| a.as_str().expect("action string").to_owned())
+        .collect()
+}
+
+#[test]
+fn role_grants_no_deployments() {
+    let actions = role_actions();
     for action in &actions {
         let lower = action.to_ascii_lowercase();
         assert!(
@@ -233,8 +251,28 @@ fn role_grants_no_deployments() {
         "Microsoft.Network/virtualNetworks/subnets/join/action",
     ];
     for action in required {
-        assert!(actions.contains(&action), "{action} missing");
+        assert!(actions.iter().any(|a| a == action), "{action} missing");
     }
+}
+
+/// Azure compares action strings case-insensitively, so the role may spell them either way.
+#[test]
+fn role_covers_every_arm_operation() {
+    let actions = role_actions();
+    let missing: Vec<String> = ArmOperation::ALL
+        .iter()
+        .filter(|op| {
+            !actions
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(op.rbac_action()))
+        })
+        .map(|op| format!("{op:?} needs {}", op.rbac_action()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/azure/role-definition.json lacks actions for ARM operations: {}",
+        missing.join("; ")
+    );
 }
 
 #[test]

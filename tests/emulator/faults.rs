@@ -32,7 +32,7 @@ async fn provisioning_states_seen(
 }
 
 #[tokio::test]
-async fn throttle_answers_429_with_retry_after() {
+async fn throttle_returns_429_with_retry_after() {
     let emulator = TestEmulator::start().await;
     let faults = OperationFaults {
         throttle_probability: 1.0,
@@ -97,7 +97,7 @@ async fn latency_delays_the_answer() {
 }
 
 #[tokio::test]
-async fn hang_never_answers() {
+async fn hang_never_responds() {
     let emulator = TestEmulator::start().await;
     let faults = OperationFaults {
         hang: true,

@@ -190,9 +190,9 @@ async fn tls_serves_with_generated_certificate() {
 const CHILD_MARKER: &str = "ACI_EMULATOR_TEST_MANAGED_IDENTITY_CHILD";
 const TEST_NAME: &str = "identity::azure_identity_managed_identity_credential";
 
-/// azure_identity reads IDENTITY_ENDPOINT and IDENTITY_HEADER from the process environment,
-/// so the credential runs in a child process of this test binary that has them set; the
-/// parent checks that the token it printed opens ARM.
+/// azure_identity reads IDENTITY_ENDPOINT and IDENTITY_HEADER from the process environment.
+/// So the credential runs in a child process of this test binary with both set, and the
+/// parent checks that the token the child printed opens ARM.
 #[tokio::test]
 async fn azure_identity_managed_identity_credential() {
     if std::env::var_os(CHILD_MARKER).is_some() {
@@ -292,4 +292,57 @@ async fn azure_identity_client_secret_credential() {
         .expect_err("wrong secret fails");
     assert!(error.to_string().contains("7000215"), "error: {error}");
     handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_serves_given_certificate() {
+    let directory = tempfile::tempdir().unwrap();
+    let names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let generated = rcgen::generate_simple_self_signed(names).unwrap();
+    let certificate_path = directory.path().join("server.pem");
+    let key_path = directory.path().join("server.key");
+    std::fs::write(&certificate_path, generated.cert.pem()).unwrap();
+    std::fs::write(&key_path, generated.signing_key.serialize_pem()).unwrap();
+    let mut config = EmulatorConfig::for_tests();
+    config.tls_cert = Some(certificate_path);
+    config.tls_key = Some(key_path);
+    let handle = prefect_aci_worker::emulator::Emulator::start(config)
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.ca_certificate_pem(),
+        Some(generated.cert.pem().as_str())
+    );
+
+    let certificate = reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([certificate])
+        .build()
+        .unwrap();
+    let url = format!(
+        "{}?api-version=2019-08-01&resource=r",
+        handle.identity_endpoint()
+    );
+    let response = client
+        .get(&url)
+        .header("x-identity-header", handle.identity_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_tls_key_fails_start() {
+    let directory = tempfile::tempdir().unwrap();
+    let certificate_path = directory.path().join("server.pem");
+    let key_path = directory.path().join("server.key");
+    std::fs::write(&certificate_path, "not a certificate").unwrap();
+    std::fs::write(&key_path, "not a key").unwrap();
+    let mut config = EmulatorConfig::for_tests();
+    config.tls_cert = Some(certificate_path);
+    config.tls_key = Some(key_path);
+    let result = prefect_aci_worker::emulator::Emulator::start(config).await;
+    assert!(result.is_err(), "started with an invalid certificate");
 }

@@ -1,4 +1,4 @@
-//! ARM request handling: api-versions, tokens, not-found answers, updates, paging, rate
+//! ARM request handling: api-versions, tokens, not-found responses, updates, paging, rate
 //! limit headers and counters.
 
 use prefect_aci_worker::emulator::EmulatorConfig;
@@ -40,6 +40,22 @@ async fn arm_requests_need_an_issued_token() {
 }
 
 #[tokio::test]
+async fn expired_token_has_its_own_code() {
+    let mut config = EmulatorConfig::for_tests();
+    config.token_lifetime_seconds = 1;
+    let emulator = TestEmulator::with_config(config).await;
+    let url = emulator.group_url("any", "");
+    assert_eq!(emulator.get(&url).await.status(), StatusCode::NOT_FOUND);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = emulator.get(&url).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ExpiredAuthenticationToken");
+}
+
+#[tokio::test]
 async fn no_auth_accepts_any_request() {
     let mut config = EmulatorConfig::for_tests();
     config.no_auth = true;
@@ -60,6 +76,11 @@ async fn missing_resource_group_is_reported() {
         .group_url("g", "")
         .replace(RESOURCE_GROUP, "rg-missing");
     let response = emulator.put(&url, &group_body(&["true"])).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ResourceGroupNotFound");
+
+    let response = emulator.get(&url).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ResourceGroupNotFound");
@@ -170,6 +191,17 @@ async fn rate_limit_headers_count_down() {
     assert!(throttled.headers().contains_key("retry-after"));
     let body: Value = throttled.json().await.unwrap();
     assert_eq!(body["error"]["code"], "TooManyRequests");
+
+    let ids = emulator
+        .client
+        .get(&url)
+        .bearer_auth(&emulator.token)
+        .header("x-ms-client-request-id", "client-1")
+        .send()
+        .await
+        .unwrap();
+    assert!(ids.headers().contains_key("x-ms-request-id"));
+    assert_eq!(ids.headers()["x-ms-correlation-request-id"], "client-1");
 
     let write = emulator
         .put(&emulator.group_url("w", ""), &group_body(&["true"]))

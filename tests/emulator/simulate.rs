@@ -1,8 +1,8 @@
 //! Simulated containers: no process, a wait, an exit code from the environment, and flow
 //! run states proposed to the Prefect API.
 //!
-//! The Prefect API here is a recording server on 127.0.0.1 that accepts every proposal:
-//! this checks the calls the emulator makes, not Prefect's orchestration rules.
+//! Two tests use a recording server on 127.0.0.1 that accepts every proposal, so they check
+//! the calls the emulator makes. One test runs against a real Prefect server instead.
 
 use std::sync::{Arc, Mutex};
 
@@ -104,4 +104,71 @@ async fn simulated_image_pattern_completes() {
     assert_eq!(proposed_types(&recorded), ["RUNNING", "COMPLETED"]);
     let logs = emulator.logs("sim-ok", "").await;
     assert!(logs.contains("proposed Running: ACCEPT"), "logs: {logs}");
+}
+
+/// POSTs `body` until the server creates the object. A Prefect 3.9.1 server just past its
+/// health check has been seen to return a flow run POST without an id, so this retries.
+async fn post_until_created(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let response = client.post(url).json(&body).send().await.unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() && answer["id"].is_string() {
+            return answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "POST {url}: {status} {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn simulated_run_drives_real_prefect_server() {
+    let Some(server) = crate::prefect_server::PrefectServer::start().await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let flows_url = format!("{}/flows/", server.api_url);
+    let flow = post_until_created(
+        &client,
+        &flows_url,
+        json!({ "name": "emulator-simulation" }),
+    )
+    .await;
+    let flow_runs_url = format!("{}/flow_runs/", server.api_url);
+    let pending =
+        json!({ "flow_id": flow["id"], "state": { "type": "PENDING", "name": "Pending" } });
+    let flow_run = post_until_created(&client, &flow_runs_url, pending).await;
+    let flow_run_id = flow_run["id"].as_str().unwrap();
+
+    let mut config = EmulatorConfig::for_tests();
+    config.simulate = true;
+    let emulator = TestEmulator::with_config(config).await;
+    let mut body = simulated_body(&server.api_url, "1");
+    body["properties"]["containers"][0]["properties"]["environmentVariables"][1]["value"] =
+        json!(flow_run_id);
+    emulator.create("sim-real", &body).await;
+    emulator
+        .wait_for("sim-real", |g| current_state(g) == "Terminated")
+        .await;
+
+    let read: Value = client
+        .get(format!("{}/flow_runs/{flow_run_id}", server.api_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["state"]["type"], "FAILED", "flow run: {read}");
+    assert_eq!(read["run_count"], 1);
+    let logs = emulator.logs("sim-real", "").await;
+    assert!(logs.contains("proposed Running: ACCEPT"), "logs: {logs}");
+    assert!(
+        logs.contains("proposed final state: ACCEPT"),
+        "logs: {logs}"
+    );
 }

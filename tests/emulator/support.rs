@@ -110,7 +110,7 @@ impl TestEmulator {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Polls GET until `done` holds for the group, and returns that answer.
+    /// Polls GET until `done` holds for the group, and returns that response.
     pub async fn wait_for(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -160,7 +160,7 @@ impl TestEmulator {
     }
 }
 
-/// A valid Linux group with one container `main` running `command`.
+/// Builds a valid Linux group with one container `main` running `command`.
 pub fn group_body(command: &[&str]) -> Value {
     json!({
         "location": LOCATION,
@@ -179,7 +179,7 @@ pub fn group_body(command: &[&str]) -> Value {
     })
 }
 
-/// `properties.containers[0].properties.instanceView` of a GET answer.
+/// `properties.containers[0].properties.instanceView` of a GET response.
 pub fn container_view(group: &Value) -> &Value {
     &group["properties"]["containers"][0]["properties"]["instanceView"]
 }
@@ -202,7 +202,7 @@ pub fn provisioning_state(group: &Value) -> &str {
         .unwrap_or("")
 }
 
-/// Whether any process of process group `pid` is alive.
+/// Returns whether any process of process group `pid` is alive.
 pub fn process_group_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process group exists.
     unsafe { libc::kill(-pid, 0) == 0 }

@@ -1,4 +1,4 @@
-//! Request validation: each rule answers 400 with ARM's error shape and its code.
+//! Request validation: each rule returns 400 with ARM's error shape and its code.
 
 use prefect_aci_worker::emulator::EmulatorConfig;
 use reqwest::StatusCode;
