@@ -158,9 +158,10 @@ while read -r _ label type rest; do
     OUTCOME_OK=false
   fi
   note "$(printf '%-9s %-10s %s' "$label" "$type" "$mark")"
-  message=${rest#*: }
+  message=${rest#*:}
+  message=${message# }
   if [[ -n $message ]]; then
-    note "          ${message:0:160}"
+    note "          $message"
   fi
 done < <(grep '^final ' "$WATCH_OUTPUT")
 
