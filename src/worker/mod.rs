@@ -99,18 +99,25 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
         pool.base_job_template,
     ));
     tokio::spawn(check_token(shared.clone(), signal.clone()));
+    let stopping = signal.clone();
     let mut reconciler = tokio::spawn(executor::run(shared, signal));
     tokio::select! {
         result = &mut reconciler => {
             result.map_err(|_| WorkerError::TaskEnded("reconcile loop"))?;
-            tracing::info!("worker stopped");
-            Ok(())
         }
         result = &mut server => {
             result.map_err(|_| WorkerError::TaskEnded("HTTP server"))??;
-            Err(WorkerError::TaskEnded("HTTP server"))
+            // The server ends by itself on shutdown, usually before the loop has drained.
+            if !stopping.is_requested() {
+                return Err(WorkerError::TaskEnded("HTTP server"));
+            }
+            reconciler
+                .await
+                .map_err(|_| WorkerError::TaskEnded("reconcile loop"))?;
         }
     }
+    tracing::info!("worker stopped");
+    Ok(())
 }
 
 async fn wait_for(mut signal: ShutdownSignal) {
