@@ -10,7 +10,7 @@ PYTHON ?= python3
 export PREFECT_ACI_TEST_VENV3 := $(abspath $(VENV3))
 export PREFECT_ACI_TEST_VENV2 := $(abspath $(VENV2))
 
-.PHONY: all build test demo venv tools lint clean
+.PHONY: all build test bench demo venv tools lint clean
 
 all: build
 
@@ -53,6 +53,11 @@ lint:
 
 test: venv tools lint
 	cargo test --all-targets
+
+# Scale benchmark against a real Prefect server and the simulating emulator; prints figures.
+# Sizes: SCALE_BENCH_RUNS (default 50) and SCALE_BENCH_SECONDS (default 120).
+bench: $(VENV3)/.installed-$(PREFECT3_VERSION)-azure-$(PREFECT_AZURE_VERSION)
+	cargo bench --bench scale
 
 demo: $(VENV3)/.installed-$(PREFECT3_VERSION)-azure-$(PREFECT_AZURE_VERSION)
 	bash deploy/demo/demo.sh
