@@ -133,7 +133,7 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) settings: ArmSettings,
     pub(crate) tokens: Arc<dyn TokenProvider>,
-    pub(crate) limiter: Limiter,
+    pub(crate) limiter: Arc<Limiter>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ratelimit_remaining: Mutex<BTreeMap<String, i64>>,
     regions: Mutex<HashMap<(String, String), String>>,
@@ -153,7 +153,7 @@ impl ArmClient {
             });
         }
         let http = super::cloud::http_client(settings.ca_bundle.as_deref())?;
-        let limiter = Limiter::new(settings.limits.clone());
+        let limiter = Arc::new(Limiter::new(settings.limits.clone()));
         let inner = Inner {
             http,
             settings,
@@ -166,6 +166,24 @@ impl ArmClient {
         Ok(Self {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Returns a client that sends `tokens` (another credential) but shares this client's
+    /// connection pool and limiter, so ARM's per-subscription and per-region limits are
+    /// counted once across credentials.
+    pub fn with_tokens(&self, tokens: Arc<dyn TokenProvider>) -> Self {
+        let inner = Inner {
+            http: self.inner.http.clone(),
+            settings: self.inner.settings.clone(),
+            tokens,
+            limiter: self.inner.limiter.clone(),
+            metrics: self.inner.metrics.clone(),
+            ratelimit_remaining: Mutex::new(BTreeMap::new()),
+            regions: Mutex::new(HashMap::new()),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Returns the last value of each `x-ms-ratelimit-remaining-*` header, keyed by the part after

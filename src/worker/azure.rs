@@ -27,9 +27,7 @@ pub enum AzureError {
 pub struct AzureClients {
     default: ArmClient,
     default_tokens: Arc<dyn TokenProvider>,
-    settings: ArmSettings,
     identity: IdentitySettings,
-    metrics: Arc<Metrics>,
     /// Clients for `aci_credentials` service principals, keyed by tenant and client id.
     by_principal: Mutex<HashMap<(String, String), ArmClient>>,
 }
@@ -53,13 +51,11 @@ impl AzureClients {
         metrics: Arc<Metrics>,
         tokens: Arc<dyn TokenProvider>,
     ) -> Result<Self, AzureError> {
-        let default = ArmClient::new(settings.clone(), tokens.clone(), metrics.clone())?;
+        let default = ArmClient::new(settings, tokens.clone(), metrics)?;
         Ok(Self {
             default,
             default_tokens: tokens,
-            settings,
             identity,
-            metrics,
             by_principal: Mutex::new(HashMap::new()),
         })
     }
@@ -101,7 +97,7 @@ impl AzureClients {
             ..self.identity.clone()
         };
         let tokens = Arc::new(token_provider(&identity, &Environment::from_process())?);
-        let client = ArmClient::new(self.settings.clone(), tokens, self.metrics.clone())?;
+        let client = self.default.with_tokens(tokens);
         clients.insert(key, client.clone());
         Ok(client)
     }
