@@ -102,7 +102,12 @@ pub struct AzureArgs {
     pub managed_identity_resource_id: Option<String>,
 
     /// Timeout of one ARM request, in seconds.
-    #[arg(long, env = "PREFECT_ACI_ARM_TIMEOUT_SECONDS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "PREFECT_ACI_ARM_TIMEOUT_SECONDS",
+        default_value_t = 30.0
+    )]
     pub arm_timeout_seconds: f64,
 
     /// Maximum retries of one ARM request on 429, 5xx and transport errors.
@@ -186,15 +191,30 @@ pub struct StartArgs {
     pub limit: Option<usize>,
 
     /// Seconds ahead of their scheduled start that flow runs are claimed.
-    #[arg(long, env = "PREFECT_WORKER_PREFETCH_SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "PREFECT_WORKER_PREFETCH_SECONDS",
+        default_value_t = 10.0
+    )]
     pub prefetch_seconds: f64,
 
     /// Seconds between reconcile passes (with up to 30 % jitter).
-    #[arg(long, env = "PREFECT_WORKER_QUERY_SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "PREFECT_WORKER_QUERY_SECONDS",
+        default_value_t = 10.0
+    )]
     pub query_seconds: f64,
 
     /// Seconds between worker heartbeats to the work pool.
-    #[arg(long, env = "PREFECT_WORKER_HEARTBEAT_SECONDS", default_value_t = 30.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "PREFECT_WORKER_HEARTBEAT_SECONDS",
+        default_value_t = 30.0
+    )]
     pub heartbeat_seconds: f64,
 
     /// Fail instead of creating the work pool when it does not exist.
@@ -217,7 +237,12 @@ pub struct StartArgs {
 
     /// Seconds after a worker's last heartbeat before this worker takes over the runs that
     /// worker claimed.
-    #[arg(long, env = "PREFECT_ACI_LEASE_SECONDS", default_value_t = 120.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "PREFECT_ACI_LEASE_SECONDS",
+        default_value_t = 120.0
+    )]
     pub lease_seconds: f64,
 
     /// Seconds a tagged container group without an active flow run is kept before it is
@@ -257,7 +282,12 @@ pub struct StartArgs {
     pub read_interval_running_seconds: f64,
 
     /// Seconds between reads of a container's log while `stream_output` is on.
-    #[arg(long, env = "PREFECT_ACI_LOG_INTERVAL_SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        env = "PREFECT_ACI_LOG_INTERVAL_SECONDS",
+        default_value_t = 10.0
+    )]
     pub log_interval_seconds: f64,
 
     /// Seconds between repeated deletes (or stops) of a container group that is still there.

@@ -45,6 +45,15 @@ pub enum ConfigError {
         "--managed-identity-client-id and --managed-identity-resource-id are both set; give one"
     )]
     TwoManagedIdentities,
+    /// A lease this short lets live workers take each other's runs between heartbeats.
+    #[error(
+        "invalid --lease-seconds {lease}: it must be at least twice --heartbeat-seconds ({heartbeat}), or live workers take over each other's runs"
+    )]
+    LeaseTooShort { lease: f64, heartbeat: f64 },
+    #[error(
+        "invalid --base-job-template {path}: `{key}` is missing or not an object; start from `prefect-aci-worker default-template`"
+    )]
+    TemplateShape { path: PathBuf, key: &'static str },
 }
 
 /// Everything `start` needs, checked.
@@ -72,6 +81,12 @@ impl WorkerConfig {
     /// Checks `args` and reads the Prefect connection from the environment or profile.
     pub fn from_args(args: &StartArgs) -> Result<Self, ConfigError> {
         let worker_name = worker_name(args.name.as_deref())?;
+        if args.lease_seconds < 2.0 * args.heartbeat_seconds {
+            return Err(ConfigError::LeaseTooShort {
+                lease: args.lease_seconds,
+                heartbeat: args.heartbeat_seconds,
+            });
+        }
         let base_job_template = match &args.base_job_template {
             Some(path) => read_template(path)?,
             None => crate::template::default_base_job_template(),
@@ -238,10 +253,20 @@ fn read_template(path: &PathBuf) -> Result<serde_json::Value, ConfigError> {
         path: path.clone(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| ConfigError::TemplateJson {
-        path: path.clone(),
-        source,
-    })
+    let template: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| ConfigError::TemplateJson {
+            path: path.clone(),
+            source,
+        })?;
+    for key in ["job_configuration", "variables"] {
+        if !template.get(key).is_some_and(serde_json::Value::is_object) {
+            return Err(ConfigError::TemplateShape {
+                path: path.clone(),
+                key,
+            });
+        }
+    }
+    Ok(template)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` to stderr as text or JSON lines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -38,6 +40,7 @@ pub fn init(args: &LoggingArgs) -> Result<(), TelemetryError> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_span_events(FmtSpan::NONE);
     // A second init (as in tests that call commands twice) keeps the first subscriber.
     let _ = match args.log_format {

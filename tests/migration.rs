@@ -119,7 +119,7 @@ async fn python_worker_groups_adopted() {
     stack.put_group(&bystander, &body).await;
 
     let options = WorkerOptions {
-        lease_seconds: 2.0,
+        lease_seconds: 4.0,
         orphan_grace_seconds: 2.0,
         ..WorkerOptions::default()
     };

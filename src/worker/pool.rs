@@ -18,6 +18,11 @@ pub enum PoolError {
         "work pool {pool:?} was not found; create it (for example `prefect work-pool create {pool} --type {WORK_POOL_TYPE}`) or start without --no-create-pool-if-not-found"
     )]
     NotFound { pool: String },
+    /// The pool serves another worker type; claiming its runs would crash them.
+    #[error(
+        "work pool {pool:?} has type {pool_type:?}, but this worker serves pools of type {WORK_POOL_TYPE:?}; check --pool"
+    )]
+    WrongType { pool: String, pool_type: String },
     /// A Prefect call failed.
     #[error("could not read or create work pool {pool:?}: {source}")]
     Prefect {
@@ -72,7 +77,10 @@ pub async fn ensure_pool(
         }
     };
     if pool.pool_type != WORK_POOL_TYPE {
-        tracing::warn!(work_pool = %pool.name, pool_type = %pool.pool_type, expected = WORK_POOL_TYPE, "work pool has another type; its base job template may not fit this worker");
+        return Err(PoolError::WrongType {
+            pool: pool.name,
+            pool_type: pool.pool_type,
+        });
     }
     if pool.has_empty_template() {
         let update = WorkPoolUpdate {

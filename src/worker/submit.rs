@@ -265,7 +265,27 @@ async fn send_create(
     {
         Ok(_) => {}
         Err(error) if error.status() == Some(409) => {
-            tracing::info!(flow_run.id = %id, container_group = %action.group_name, "create returned 409; reading the group back");
+            // A 409 means the group exists only when a read finds it; quota and conflicting
+            // operations also answer 409.
+            tracing::info!(flow_run.id = %id, container_group = %action.group_name, %error, "create returned 409; reading the group back");
+            match arm.get(&reference, &action.group_name).await {
+                Ok(Some(found)) => {
+                    record_read(
+                        shared,
+                        id,
+                        ReadOutcome::Found(convert::group_detail(&found)),
+                    );
+                }
+                Ok(None) if ends_run(&error) => {
+                    return record_failure(
+                        shared,
+                        id,
+                        CrashReason::CreateRejected,
+                        error.to_string(),
+                    );
+                }
+                Ok(None) | Err(_) => return,
+            }
         }
         Err(error) if ends_run(&error) => {
             return record_failure(shared, id, CrashReason::CreateRejected, error.to_string());
