@@ -30,10 +30,25 @@ pub async fn worker(shared: &Shared, flow_run_id: Uuid, level: Level, message: S
     }
 }
 
-/// Builds the records of container log lines, keeping the container's timestamps.
+/// Matches a line of Prefect's console log format, `HH:MM:SS.mmm | LEVEL   | logger - text`,
+/// which the engine in the container writes for records it also sends to Prefect itself.
+static ENGINE_CONSOLE_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^\d{2}:\d{2}:\d{2}\.\d{3} \| (DEBUG|INFO|WARNING|ERROR|CRITICAL) +\| ")
+        .expect("engine console regex compiles")
+});
+
+/// Returns true for a line the engine already sent to the flow run's logs.
+pub fn is_engine_console_line(text: &str) -> bool {
+    ENGINE_CONSOLE_LINE.is_match(text)
+}
+
+/// Builds the records of container log lines, keeping the container's timestamps. Lines of
+/// the engine's own console log are left out, since the engine sent those records to
+/// Prefect already and copying them would show each one twice.
 pub fn container_records(flow_run_id: Uuid, lines: &[LogLine]) -> Vec<LogCreate> {
     lines
         .iter()
+        .filter(|line| !is_engine_console_line(&line.text))
         .map(|line| LogCreate {
             name: CONTAINER_LOGGER.to_owned(),
             level: Level::Info as u32,
@@ -44,4 +59,27 @@ pub fn container_records(flow_run_id: Uuid, lines: &[LogLine]) -> Vec<LogCreate>
             worker_id: None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_console_line_detected() {
+        let line = "07:59:09.073 | INFO    | Flow run 'rose-duck' - Running in mode 'exit'";
+        assert!(is_engine_console_line(line));
+    }
+
+    #[test]
+    fn printed_line_kept() {
+        assert!(!is_engine_console_line(
+            "hello from the container, mode=exit"
+        ));
+    }
+
+    #[test]
+    fn line_quoting_the_format_kept() {
+        assert!(!is_engine_console_line("see 07:59:09.073 | INFO    | x"));
+    }
 }
