@@ -25,6 +25,10 @@ pub enum ConfigError {
     InvalidSeconds { flag: &'static str, value: f64 },
     #[error("invalid --arm-api-version {value:?}: supported versions are {supported}")]
     ApiVersion { value: String, supported: String },
+    #[error(
+        "invalid --pool {value:?}: give the name of a work pool of type azure-container-instance"
+    )]
+    PoolName { value: String },
     #[error("invalid --name {value:?}: a worker name may not be empty or contain `/` or `%`")]
     WorkerName { value: String },
     #[error("could not read --base-job-template {path}: {source}")]
@@ -81,6 +85,11 @@ impl WorkerConfig {
     /// Checks `args` and reads the Prefect connection from the environment or profile.
     pub fn from_args(args: &StartArgs) -> Result<Self, ConfigError> {
         let worker_name = worker_name(args.name.as_deref())?;
+        if args.pool.trim().is_empty() || args.pool.contains('/') {
+            return Err(ConfigError::PoolName {
+                value: args.pool.clone(),
+            });
+        }
         if args.lease_seconds < 2.0 * args.heartbeat_seconds {
             return Err(ConfigError::LeaseTooShort {
                 lease: args.lease_seconds,
