@@ -11,7 +11,7 @@ mod faults;
 mod identity;
 #[path = "emulator/lifecycle.rs"]
 mod lifecycle;
-#[path = "emulator/prefect_server.rs"]
+#[path = "support/prefect_server.rs"]
 mod prefect_server;
 #[path = "emulator/requests.rs"]
 mod requests;
