@@ -32,8 +32,8 @@ const MISSING_TARGET_CODES: [&str; 3] = [
     "MissingSubscriptionRegistration",
 ];
 
-/// Proposes Pending and, when Prefect accepts, creates the run's group in the same task
-/// while it labels the run and proposes Submitting.
+/// Proposes Pending and, when Prefect accepts, proposes Submitting and creates the run's
+/// group in the same task while it labels the run.
 pub async fn claim(shared: &Arc<Shared>, action: ClaimRun) {
     let id = action.create.flow_run_id;
     let pending = StateCreate::named(StateType::Pending, "Pending", id);
@@ -62,16 +62,15 @@ pub async fn claim(shared: &Arc<Shared>, action: ClaimRun) {
         format!("Worker '{worker}' submitting flow run '{id}'"),
     )
     .await;
-    // Labels and Submitting only inform users, and Prefect's retries on them can take tens
-    // of seconds under load, so they run alongside the create instead of before it.
-    let mark_submitting = async {
-        set_labels(shared, id).await;
-        let submitting = StateCreate::named(StateType::Pending, "Submitting", id);
-        if let Err(error) = shared.prefect.set_state(id, &submitting, false).await {
-            tracing::debug!(flow_run.id = %id, %error, "proposing Submitting failed");
-        }
-    };
-    tokio::join!(mark_submitting, create_group(shared, action.create));
+    // Submitting goes first: sent after the create, it could reach Prefect after the
+    // container's engine reported a final state and put the run back to Pending. Labels
+    // change no state, and Prefect's retries on them can take tens of seconds under load,
+    // so they run alongside the create.
+    let submitting = StateCreate::named(StateType::Pending, "Submitting", id);
+    if let Err(error) = shared.prefect.set_state(id, &submitting, false).await {
+        tracing::debug!(flow_run.id = %id, %error, "proposing Submitting failed");
+    }
+    tokio::join!(set_labels(shared, id), create_group(shared, action.create));
 }
 
 /// Sets the labels Prefect's workers set on the runs they claim. Prefect 2.x has none.
