@@ -50,7 +50,7 @@ pub struct PlannerSettings {
     pub log_interval: Duration,
     /// Interval between repeated cleanups.
     pub cleanup_retry_interval: Duration,
-    /// `--limit`: the most runs this worker holds at once, adopted ones included.
+    /// `--limit`: the maximum number of runs this worker has at once, adopted ones included.
     /// `None` means no limit.
     pub limit: Option<usize>,
 }

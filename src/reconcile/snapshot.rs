@@ -110,7 +110,7 @@ pub struct ArmView {
     pub groups: Vec<GroupView>,
 }
 
-/// A subscription and resource group that holds container groups.
+/// A subscription and resource group that contains container groups.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResourceGroupScope {
     pub subscription_id: String,

@@ -1,5 +1,5 @@
-//! Signal handling: the first SIGTERM or SIGINT asks the worker to drain, a second one ends
-//! the process at once.
+//! Signal handling: the first SIGTERM or SIGINT makes the worker drain, and a second one
+//! ends the process at once.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;

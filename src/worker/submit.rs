@@ -264,8 +264,8 @@ async fn send_create(
     {
         Ok(_) => {}
         Err(error) if error.status() == Some(409) => {
-            // A 409 means the group exists only when a read finds it; quota and conflicting
-            // operations also answer 409.
+            // A 409 means the group exists only when a read finds it, because ARM also
+            // returns 409 for quota errors and conflicting operations.
             tracing::info!(flow_run.id = %id, container_group = %action.group_name, %error, "create returned 409; reading the group back");
             match arm.get(&reference, &action.group_name).await {
                 Ok(Some(found)) => {

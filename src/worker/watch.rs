@@ -26,8 +26,8 @@ const LOG_TAIL_LINES: u32 = 2000;
 /// cannot keep a paid container group alive.
 const MAX_FINAL_LOG_FAILURES: u32 = 3;
 
-/// The client for a run's group: the one its job's credentials need, else the one that
-/// lists its resource group, else the worker's own.
+/// Returns the client for a run's group: the one its job's credentials need, else the one
+/// that lists its resource group, else the worker's own.
 pub fn client_for(shared: &Shared, id: Uuid, group: &GroupRef) -> ArmClient {
     let state = shared.state();
     if let Some(job) = state.jobs.get(&id) {
