@@ -37,8 +37,8 @@ impl ArmError {
         self
     }
 
-    /// Folds several validation errors into one response the way ARM does: a single error
-    /// stands alone, several become `MultipleErrorsOccurred` with each one in `details`.
+    /// Folds several validation errors into one response the way ARM does. A single error is
+    /// returned as is, and several become `MultipleErrorsOccurred` with each one in `details`.
     pub fn combine(mut errors: Vec<ArmError>) -> Option<ArmError> {
         match errors.len() {
             0 => None,
@@ -83,7 +83,7 @@ impl ArmError {
         )
     }
 
-    /// The `error` object itself, recursively with its details.
+    /// Builds the `error` object itself, recursively with its details.
     pub fn body(&self) -> Value {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(target) = &self.target {

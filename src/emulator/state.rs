@@ -117,12 +117,12 @@ pub struct ContainerGroup {
     pub logs: LogBuffer,
     /// Process group id of the running process, if any.
     pub pid: Option<i32>,
-    /// GETs answered so far, for the no-instance-view fault.
+    /// Number of GETs served so far, for the no-instance-view fault.
     pub reads: u32,
     pub stop_requested: bool,
 }
 
-/// What the first container runs.
+/// Command and environment the first container runs.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub container: String,

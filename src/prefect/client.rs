@@ -65,8 +65,8 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A request to `/seg1/seg2...`; each segment is percent-encoded. End with `""` for a
-    /// trailing slash.
+    /// Creates a request to `/seg1/seg2...`, percent-encoding each segment. End with `""`
+    /// for a trailing slash.
     pub(crate) fn new(operation: &'static str, method: Method, segments: &[&str]) -> Self {
         Self {
             operation,
@@ -132,7 +132,7 @@ impl PrefectClient {
         *self.inner.retry.write().expect("retry policy lock") = policy;
     }
 
-    /// The API URL requests go to.
+    /// Returns the API URL that requests go to.
     pub fn api_url(&self) -> &Url {
         &self.inner.api_url
     }
@@ -142,7 +142,7 @@ impl PrefectClient {
         self.inner.is_cloud
     }
 
-    /// The worker id Prefect Cloud returned from a heartbeat, if any.
+    /// Returns the worker id Prefect Cloud returned from a heartbeat, if any.
     pub fn worker_id(&self) -> Option<Uuid> {
         *self.inner.worker_id.read().expect("worker id lock")
     }

@@ -74,7 +74,7 @@ impl Csrf {
         }
     }
 
-    /// The `client` query value of the token request.
+    /// Returns the `client` query value of the token request.
     pub fn client_id(&self) -> &str {
         &self.client_id
     }

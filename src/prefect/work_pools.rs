@@ -52,7 +52,7 @@ impl PrefectClient {
 
     /// Sends a worker heartbeat, which marks the worker ONLINE. On Prefect Cloud it requests
     /// the worker id until it has one, and resends without that request once if the server
-    /// rejects it with 422. `heartbeat_interval_seconds` tells the server when to consider the worker gone.
+    /// rejects it with 422. The server uses `heartbeat_interval_seconds` to decide when the worker is offline.
     pub async fn send_worker_heartbeat(
         &self,
         pool: &str,

@@ -37,7 +37,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// The flow run the action is for.
+    /// Returns the flow run the action is for.
     pub fn flow_run_id(&self) -> Uuid {
         match self {
             Self::Claim(a) => a.create.flow_run_id,
@@ -53,7 +53,7 @@ impl Action {
         }
     }
 
-    /// The existing container group the action reads or changes, if any.
+    /// Returns the existing container group the action reads or changes, if any.
     pub fn target_group(&self) -> Option<&GroupRef> {
         match self {
             Self::ReadGroup(a) => Some(&a.group),
@@ -64,7 +64,7 @@ impl Action {
         }
     }
 
-    /// A bounded label for metrics and logs.
+    /// Returns a bounded label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Claim(_) => "claim",
@@ -157,7 +157,7 @@ pub struct CrashRun {
     pub message: String,
 }
 
-/// Why a run is marked Crashed. A bounded set, used as a metric label.
+/// Reason a run is marked Crashed. A bounded set, used as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CrashReason {
     /// The job configuration could not be rendered or is invalid.
@@ -177,7 +177,7 @@ pub enum CrashReason {
 }
 
 impl CrashReason {
-    /// The metric label.
+    /// Returns the metric label.
     pub fn label(self) -> &'static str {
         match self {
             Self::InvalidConfiguration => "invalid_configuration",
@@ -199,7 +199,7 @@ pub struct CancelRun {
     pub message: String,
 }
 
-/// Why a run is forced to Cancelled.
+/// Reason a run is forced to Cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CancelReason {
     /// The run was Cancelling and its group is gone (or stopped).
@@ -218,7 +218,7 @@ pub struct GroupCleanup {
     pub cause: CleanupCause,
 }
 
-/// Why a group is cleaned up.
+/// Reason a group is cleaned up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CleanupCause {
     /// The run is final.

@@ -304,8 +304,8 @@ impl RunMemory {
 /// Computes the phase after a GET. A missing instance view, a state we do not know and a
 /// terminated container without an exit code leave the phase where it was.
 ///
-/// NOTE: a container that stays Terminated without an exit code is never crashed by the
-/// worker. Its run ends only when the engine reports a final state or it is cancelled.
+/// NOTE: once provisioning succeeded, a container that stays Terminated without an exit
+/// code is never crashed by the worker. Its run ends only when the engine reports a final state or it is cancelled.
 fn phase_after_read(phase: Phase, outcome: &ReadOutcome, at: OffsetDateTime) -> Phase {
     let detail = match outcome {
         ReadOutcome::NotFound => {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 /// How long a worker may go without a heartbeat before another worker takes over its runs.
-/// Prefect marks a worker offline after three missed heartbeats (90 s at the default 30 s
-/// interval); four intervals leave room for one slow heartbeat on top of that.
+/// Prefect 3.9.1's server marks a worker offline after three missed heartbeats (90 s at the
+/// default 30 s interval). Four intervals leave room for one slow heartbeat on top of that.
 pub const DEFAULT_LEASE_PERIOD: Duration = Duration::from_secs(120);
 
 /// How long a group with our tags whose run is missing stays before it is deleted. It covers
@@ -23,7 +23,7 @@ pub const DEFAULT_READ_INTERVAL_PROVISIONING: Duration = Duration::from_secs(1);
 
 /// Read interval while the flow container runs and Prefect shows the run Running. The engine
 /// reports states itself, so these reads only catch a container that died without
-/// reporting; one a minute keeps ARM reads low with many runs.
+/// reporting. One read a minute keeps ARM reads low with many runs.
 pub const DEFAULT_READ_INTERVAL_RUNNING: Duration = Duration::from_secs(60);
 
 /// Interval between log reads while `stream_output` is on.

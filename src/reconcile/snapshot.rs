@@ -126,7 +126,7 @@ pub struct GroupRef {
 }
 
 impl GroupRef {
-    /// The subscription and resource group the group lives in.
+    /// Returns the subscription and resource group that contain the group.
     pub fn scope(&self) -> ResourceGroupScope {
         ResourceGroupScope {
             subscription_id: self.subscription_id.clone(),

@@ -89,9 +89,9 @@ fn watch_group(ctx: &Ctx, case: &Case, run: &FlowRunView, mem: &RunMemory) -> Op
             value: pid,
         });
     }
-    // NOTE: a due read wins over a log read, so while reads are due every tick (Prefect
-    // does not show the run Running yet and `task_watch_poll_interval` is at most the query
-    // interval) no log lines are sent until the run is Running or final.
+    // NOTE: a due read wins over a log read. Reads are due every tick while Prefect does not
+    // show the run Running yet and `task_watch_poll_interval` is at most the query interval,
+    // so in that phase no log lines are sent until the run is Running or final.
     if read_due(ctx, case, run, mem) {
         return read(case);
     }

@@ -36,7 +36,7 @@ pub struct ArmContext<'a> {
     pub group_name: &'a str,
     /// Azure region; overrides the `location` parameter and `resourceGroup().location`.
     pub location: &'a str,
-    /// Container name; overrides the `container_name` parameter so the worker knows it.
+    /// Container name; overrides the `container_name` parameter, so the worker can name the container in log reads.
     pub container_name: &'a str,
     pub resource_group_name: &'a str,
     pub subscription_id: &'a str,
@@ -321,9 +321,9 @@ const UNIQUE_STRING_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// Returns a deterministic 13-character `[a-z2-7]` string for the arguments, the shape of
 /// ARM's `uniqueString`.
 ///
-/// NOTE: the value does not match what ARM computes for the same arguments (ARM's hash is
-/// not reproduced here); it only keeps the properties the template relies on: the same
-/// arguments give the same string, different arguments almost surely a different one.
+/// NOTE: the value does not match what ARM computes for the same arguments, because ARM's
+/// hash is not reproduced here. It keeps only the properties templates rely on. The same
+/// arguments give the same string, and different arguments almost surely a different one.
 pub fn unique_string(parts: &[String]) -> String {
     let joined = parts.join("-");
     let high = fnv1a(joined.as_bytes(), 0xcbf2_9ce4_8422_2325);

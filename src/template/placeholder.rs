@@ -15,7 +15,7 @@ pub const BLOCK_PREFIX: &str = "prefect.blocks.";
 pub const VARIABLE_PREFIX: &str = "prefect.variables.";
 pub const ENV_PREFIX: char = '$';
 
-/// What a placeholder refers to, decided by its name's prefix.
+/// Kind of value a placeholder refers to, decided by its name's prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Standard,
@@ -138,7 +138,7 @@ pub fn get_path(root: &Value, path: &str) -> Option<Value> {
 }
 
 /// Sets `value` at a dotted key path, creating objects on the way (Prefect's `set_in_dict`).
-/// Fails when a step of the path already holds something other than an object.
+/// Fails when a step of the path already contains something other than an object.
 pub fn set_path(root: &mut Map<String, Value>, path: &str, value: Value) -> Result<(), String> {
     let keys = split_path(path);
     let (last, parents) = keys.split_last().expect("split always yields one key");

@@ -26,7 +26,7 @@ pub struct PrefectConnectionEnv {
     pub auth_string: Option<SecretString>,
 }
 
-/// What the container needs to know about the flow run it executes.
+/// Facts about the flow run that the container needs to execute it.
 #[derive(Debug, Clone, Default)]
 pub struct RunContext {
     pub flow_run_id: String,
@@ -41,7 +41,7 @@ pub struct RunContext {
     pub prefect: PrefectConnectionEnv,
 }
 
-/// Where and under which names the container group is created.
+/// Location and names under which the container group is created.
 #[derive(Debug, Clone, Default)]
 pub struct GroupPlacement {
     /// Container group name (the last segment of its resource id).

@@ -60,7 +60,7 @@ impl AzureClients {
         })
     }
 
-    /// The worker's own client.
+    /// Returns the worker's own client.
     pub fn default_client(&self) -> &ArmClient {
         &self.default
     }

@@ -39,7 +39,7 @@ impl PoolError {
     }
 }
 
-/// What `ensure_pool` needs to know.
+/// Settings of `ensure_pool`.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub name: String,

@@ -33,7 +33,7 @@ impl ShutdownTrigger {
 }
 
 impl ShutdownSignal {
-    /// Whether shutdown was requested.
+    /// Returns whether shutdown was requested.
     pub fn is_requested(&self) -> bool {
         *self.receiver.borrow()
     }

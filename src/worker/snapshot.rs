@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::arm::{ArmClient, ResourceGroupRef};
 use crate::prefect::PrefectError;
-use crate::prefect::models::{FlowRun, FlowRunFilter, StateType as PrefectState};
+use crate::prefect::models::{Deployment, FlowRun, FlowRunFilter, StateType as PrefectState};
 use crate::reconcile::{
     ArmView, FlowRunView, GroupView, ResourceGroupScope, ScheduledRun, Snapshot, WorkerHeartbeat,
 };
@@ -63,12 +63,14 @@ pub async fn gather(shared: &Arc<Shared>, shutting_down: bool) -> Result<Snapsho
         state_types: ACTIVE_STATES.to_vec(),
         ..FlowRunFilter::default()
     };
+
     let (pool, scheduled, active, workers) = tokio::join!(
         prefect.read_work_pool(&config.pool),
         prefect.get_scheduled_flow_runs(&config.pool, &config.work_queues, now + prefetch),
         prefect.filter_flow_runs(&active_filter),
         prefect.filter_workers(&config.pool),
     );
+
     if let Some(pool) = pool.map_err(SnapshotError::Pool)? {
         shared.state().base_job_template = pool.base_job_template;
     }
@@ -78,13 +80,16 @@ pub async fn gather(shared: &Arc<Shared>, shutting_down: bool) -> Result<Snapsho
         tracing::warn!(%error, "reading scheduled flow runs failed; claiming none this tick");
         Vec::new()
     });
+
     seed_scopes(shared).await;
     let arm = list_groups(shared).await;
     runs.extend(read_other_runs(shared, &runs, &arm.groups).await?);
+
     let scheduled_runs: Vec<FlowRun> = scheduled.into_iter().map(|r| r.flow_run).collect();
     resolve_flow_names(shared, runs.iter().chain(&scheduled_runs)).await;
     let scheduled = scheduled_views(shared, &scheduled_runs).await;
     let flow_runs = run_views(shared, &runs);
+
     Ok(Snapshot {
         now,
         worker: shared.identity.clone(),
@@ -133,19 +138,33 @@ async fn seed_scopes(shared: &Arc<Shared>) {
             return;
         }
     };
-    let defaults = template.pointer("/variables/properties");
+    let named = named_scopes(&template, &deployments);
+
+    let mut state = shared.state();
+    state.scopes_seeded_at = Some(Instant::now());
+    let client = shared.azure.default_client().clone();
+    for scope in named {
+        state.scopes.entry(scope).or_insert_with(|| client.clone());
+    }
+}
+
+/// Returns the resource groups that a pool's variable defaults and its deployments' job
+/// variables name. A deployment that sets only one of the two takes the other from the
+/// pool's defaults.
+fn named_scopes(
+    template: &serde_json::Value,
+    deployments: &[Deployment],
+) -> Vec<ResourceGroupScope> {
     let default_of = |name: &str| {
-        defaults
-            .and_then(|p| p.pointer(&format!("/{name}/default")))
+        template
+            .pointer(&format!("/variables/properties/{name}/default"))
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
-    let (pool_sub, pool_rg) = (
-        default_of("subscription_id"),
-        default_of("resource_group_name"),
-    );
-    let mut found = vec![(pool_sub.clone(), pool_rg.clone())];
-    for deployment in &deployments {
+    let pool_subscription = default_of("subscription_id");
+    let pool_resource_group = default_of("resource_group_name");
+    let mut found = vec![(pool_subscription.clone(), pool_resource_group.clone())];
+    for deployment in deployments {
         let variables = deployment.job_variables();
         let value = |name: &str| {
             variables
@@ -154,28 +173,24 @@ async fn seed_scopes(shared: &Arc<Shared>) {
                 .map(str::to_owned)
         };
         found.push((
-            value("subscription_id").or(pool_sub.clone()),
-            value("resource_group_name").or(pool_rg.clone()),
+            value("subscription_id").or(pool_subscription.clone()),
+            value("resource_group_name").or(pool_resource_group.clone()),
         ));
     }
-    let mut state = shared.state();
-    state.scopes_seeded_at = Some(Instant::now());
-    let client = shared.azure.default_client().clone();
-    for (subscription_id, resource_group) in found {
-        let (Some(subscription_id), Some(resource_group)) = (subscription_id, resource_group)
-        else {
-            continue;
-        };
-        // A templated value such as `{{ prefect.variables.rg }}` names no scope by itself.
-        if subscription_id.contains("{{") || resource_group.contains("{{") {
-            continue;
-        }
-        let scope = ResourceGroupScope {
-            subscription_id,
-            resource_group,
-        };
-        state.scopes.entry(scope).or_insert_with(|| client.clone());
-    }
+
+    found
+        .into_iter()
+        .filter_map(|(subscription_id, resource_group)| {
+            let scope = ResourceGroupScope {
+                subscription_id: subscription_id?,
+                resource_group: resource_group?,
+            };
+            // An empty or templated value such as `{{ prefect.variables.rg }}` names no
+            // resource group by itself.
+            let usable = |v: &str| !v.is_empty() && !v.contains("{{");
+            (usable(&scope.subscription_id) && usable(&scope.resource_group)).then_some(scope)
+        })
+        .collect()
 }
 
 /// Lists every known resource group. A scope whose listing fails is left out of
@@ -364,4 +379,63 @@ async fn scheduled_views(shared: &Arc<Shared>, runs: &[FlowRun]) -> Vec<Schedule
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(job_variables: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({
+            "id": uuid::Uuid::new_v4(),
+            "name": "d",
+            "flow_id": uuid::Uuid::new_v4(),
+            "job_variables": job_variables,
+        }))
+        .expect("a valid deployment")
+    }
+
+    fn pool_template(subscription: &str, resource_group: &str) -> serde_json::Value {
+        json!({"variables": {"properties": {
+            "subscription_id": {"default": subscription},
+            "resource_group_name": {"default": resource_group},
+        }}})
+    }
+
+    fn scope(subscription: &str, resource_group: &str) -> ResourceGroupScope {
+        ResourceGroupScope {
+            subscription_id: subscription.into(),
+            resource_group: resource_group.into(),
+        }
+    }
+
+    #[test]
+    fn named_scopes_include_pool_defaults() {
+        let scopes = named_scopes(&pool_template("s1", "rg1"), &[]);
+        assert_eq!(scopes, vec![scope("s1", "rg1")]);
+    }
+
+    #[test]
+    fn named_scopes_fill_deployment_gaps() {
+        let deployments = [deployment(json!({"resource_group_name": "rg2"}))];
+        let scopes = named_scopes(&pool_template("s1", "rg1"), &deployments);
+        assert!(scopes.contains(&scope("s1", "rg2")));
+    }
+
+    #[test]
+    fn named_scopes_skip_templated_values() {
+        let deployments = [deployment(
+            json!({"resource_group_name": "{{ prefect.variables.rg }}"}),
+        )];
+        let scopes = named_scopes(&json!({}), &deployments);
+        assert!(scopes.is_empty());
+    }
+
+    #[test]
+    fn named_scopes_skip_missing_subscription() {
+        let deployments = [deployment(json!({"resource_group_name": "rg"}))];
+        let scopes = named_scopes(&json!({}), &deployments);
+        assert!(scopes.is_empty());
+    }
 }

@@ -21,7 +21,7 @@ use super::jobs::{JobResolver, ResolvedJob};
 /// How long a deployment's existence, read for a scheduled run, is trusted.
 pub const DEPLOYMENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// What the executor keeps for a run whose job configuration it resolved.
+/// Per-run data the executor keeps once it resolved the run's job configuration.
 #[derive(Debug, Clone)]
 pub struct RunJob {
     pub job: Arc<ResolvedJob>,

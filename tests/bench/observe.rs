@@ -92,7 +92,7 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The value of the unlabelled sample `name`, if present.
+/// Returns the value of the unlabelled sample `name`, if present.
 pub fn single(samples: &[Sample], name: &str) -> Option<f64> {
     samples
         .iter()

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::stack::{RESOURCE_GROUP, SUBSCRIPTION};
 
-/// Prefect answers at most this many flow runs per filter call by default.
+/// Maximum number of flow runs Prefect returns per filter call by default.
 const PAGE: usize = 200;
 /// Attempts of one request, and the wait before the second (growing linearly after it).
 const MAX_ATTEMPTS: u32 = 8;
@@ -41,7 +41,7 @@ impl RunView {
 }
 
 impl Prefect {
-    /// POSTs `body` and returns the JSON answer, retrying 429, 502 and 503 (which a busy
+    /// POSTs `body` and returns the JSON response, retrying 429, 502 and 503 (which a busy
     /// SQLite-backed server returns when its database is locked) and transport errors.
     async fn post(&self, path: &str, body: Value) -> Value {
         let url = format!("{}/{path}", self.api_url);
@@ -112,7 +112,7 @@ impl Prefect {
         parse_id(&run)
     }
 
-    /// Every flow run of `deployment`.
+    /// Returns every flow run of `deployment`.
     pub async fn runs(&self, deployment: Uuid) -> Vec<RunView> {
         let mut runs = Vec::new();
         loop {

@@ -64,7 +64,7 @@ impl Figures {
         }
     }
 
-    /// Container groups the emulator created (PUT answered 201).
+    /// Container groups the emulator created (PUT returned 201).
     fn creates(&self) -> u64 {
         observe::counter_status(&self.counters, "create", "201")
     }

@@ -184,7 +184,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts `prefect-aci-worker start` for `pool` with the managed identity credential of
-    /// the emulator, and waits until `/readyz` answers 200.
+    /// the emulator, and waits until `/readyz` returns 200.
     pub async fn start(
         http: &reqwest::Client,
         dir: &Path,
@@ -214,7 +214,7 @@ impl Worker {
         }
     }
 
-    /// The worker's `/metrics` text.
+    /// Returns the worker's `/metrics` text.
     pub async fn metrics(&self, http: &reqwest::Client) -> String {
         http.get(&self.metrics_url)
             .send()
@@ -227,7 +227,7 @@ impl Worker {
     }
 }
 
-/// Polls `url` until it answers 2xx; panics with the child's log when it exits or the
+/// Polls `url` until it returns 2xx, and panics with the child's log when it exits or the
 /// start timeout passes.
 async fn wait_for_ok(http: &reqwest::Client, url: &str, process: &ChildProcess) {
     let started = Instant::now();
@@ -245,7 +245,7 @@ async fn wait_for_ok(http: &reqwest::Client, url: &str, process: &ChildProcess) 
     );
 }
 
-/// GETs `url` and parses the JSON answer; panics on failure.
+/// GETs `url` and parses the JSON response. Panics on failure.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     http.get(url)
         .send()

@@ -48,7 +48,7 @@ pub struct WorkPoolCreate {
     pub name: String,
     #[serde(rename = "type")]
     pub pool_type: String,
-    /// Omitted when `None`, so the server fills in the template it knows for the type.
+    /// Omitted when `None`, so the server fills in its default template for the type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_job_template: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
