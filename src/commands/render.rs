@@ -67,6 +67,7 @@ async fn render(args: &RenderArgs) -> Result<Value, RenderError> {
         .read_work_pool(&args.pool)
         .await?
         .ok_or_else(|| RenderError::PoolNotFound(args.pool.clone()))?;
+
     let deployment = read_deployment(&prefect, &args.deployment).await?;
     let run = flow_run(&prefect, args, &deployment).await?;
     let overrides = overrides(args.job_variables.as_deref())?;
@@ -80,6 +81,7 @@ async fn render(args: &RenderArgs) -> Result<Value, RenderError> {
         .await
         .map_err(|e| RenderError::Job(e.to_string()))?;
     let location = location(args, &job).await;
+
     let name = container_group_name(&job.context.flow_name, run.id);
     let placement = GroupPlacement {
         name: name.clone(),

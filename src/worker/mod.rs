@@ -61,6 +61,7 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
     let health = Health::new(window);
     let (trigger, signal) = shutdown::channel();
     shutdown::listen(trigger).map_err(WorkerError::Signals)?;
+
     let listener = http::bind(config.http_addr).await?;
     let server = tokio::spawn(http::serve(
         listener,
@@ -68,6 +69,7 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
         metrics.clone(),
         wait_for(signal.clone()),
     ));
+
     let prefect = PrefectClient::new(&config.prefect, metrics.clone())?;
     prefect.set_worker_name(&config.worker_name);
     let azure = AzureClients::new(config.arm.clone(), config.identity.clone(), metrics.clone())?;
@@ -75,6 +77,7 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
     let Some(pool) = read_pool(&prefect, &config, signal.clone()).await? else {
         return Ok(());
     };
+
     health.set_prefect_answered();
     health.set_pool_read();
     let identity = WorkerIdentity {
@@ -82,6 +85,7 @@ pub async fn run(config: WorkerConfig) -> Result<(), WorkerError> {
         work_pool_name: pool.name.clone(),
         work_pool_id: pool.id,
     };
+
     let heartbeats = tokio::spawn(pool::heartbeat_loop(
         prefect.clone(),
         pool.name.clone(),

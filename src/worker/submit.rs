@@ -48,12 +48,14 @@ pub async fn claim(shared: &Arc<Shared>, action: ClaimRun) {
             return;
         }
     }
+
     shared.metrics.record_claimed();
     let now = OffsetDateTime::now_utc();
     shared.state().memory.runs.insert(
         id,
         RunMemory::claimed(now, action.create.group_name.clone()),
     );
+
     let worker = &shared.identity.worker_name;
     run_logs::worker(
         shared,
@@ -62,6 +64,7 @@ pub async fn claim(shared: &Arc<Shared>, action: ClaimRun) {
         format!("Worker '{worker}' submitting flow run '{id}'"),
     )
     .await;
+
     // Submitting goes first: sent after the create, it could reach Prefect after the
     // container's engine reported a final state and put the run back to Pending. Labels
     // change no state, and Prefect's retries on them can take tens of seconds under load,
@@ -253,48 +256,71 @@ async fn send_create(
 ) {
     let id = action.flow_run_id;
     let group = group_ref(job, &action.group_name);
-    let options = options(job);
+    let options = job.options();
     if let Some(run) = shared.state().memory.runs.get_mut(&id) {
         run.record_create_sent(group.clone(), options, OffsetDateTime::now_utc());
     }
     let reference = reference(job);
-    match arm
+    let accepted = match arm
         .create_or_update(&reference, &action.group_name, body)
         .await
     {
-        Ok(_) => {}
+        Ok(_) => true,
         Err(error) if error.status() == Some(409) => {
-            // A 409 means the group exists only when a read finds it, because ARM also
-            // returns 409 for quota errors and conflicting operations.
-            tracing::info!(flow_run.id = %id, container_group = %action.group_name, %error, "create returned 409; reading the group back");
-            match arm.get(&reference, &action.group_name).await {
-                Ok(Some(found)) => {
-                    record_read(
-                        shared,
-                        id,
-                        ReadOutcome::Found(convert::group_detail(&found)),
-                    );
-                }
-                Ok(None) if ends_run(&error) => {
-                    return record_failure(
-                        shared,
-                        id,
-                        CrashReason::CreateRejected,
-                        error.to_string(),
-                    );
-                }
-                Ok(None) | Err(_) => return,
-            }
+            read_back_conflict(shared, arm, &reference, action, &error).await
         }
         Err(error) if ends_run(&error) => {
-            return record_failure(shared, id, CrashReason::CreateRejected, error.to_string());
+            record_failure(shared, id, CrashReason::CreateRejected, error.to_string());
+            false
         }
         Err(error) => {
-            // The create may still have reached ARM: the next tick reads the group back.
+            // The create may still have reached ARM, so the next tick reads the group back.
             tracing::warn!(flow_run.id = %id, container_group = %action.group_name, %error, "creating the container group failed; reading it back next tick");
-            return;
+            false
+        }
+    };
+    if accepted {
+        announce_created(shared, job, action).await;
+    }
+}
+
+/// Reads the group back after a 409 and returns whether it exists. A 409 means the group
+/// exists only when a read finds it, because ARM also returns 409 for quota errors and
+/// conflicting operations.
+async fn read_back_conflict(
+    shared: &Shared,
+    arm: &ArmClient,
+    reference: &ResourceGroupRef,
+    action: &CreateGroup,
+    error: &ArmError,
+) -> bool {
+    let id = action.flow_run_id;
+    tracing::info!(flow_run.id = %id, container_group = %action.group_name, %error, "create returned 409; reading the group back");
+    match arm.get(reference, &action.group_name).await {
+        Ok(Some(found)) => {
+            record_read(
+                shared,
+                id,
+                ReadOutcome::Found(convert::group_detail(&found)),
+            );
+            true
+        }
+        Ok(None) if ends_run(error) => {
+            record_failure(shared, id, CrashReason::CreateRejected, error.to_string());
+            false
+        }
+        Ok(None) => false,
+        Err(read_error) => {
+            tracing::warn!(flow_run.id = %id, container_group = %action.group_name, error = %read_error, "reading the group back after a 409 failed; retrying next tick");
+            false
         }
     }
+}
+
+/// Records an accepted create, sets the run's `infrastructure_pid` and writes a line to the
+/// run's logs.
+async fn announce_created(shared: &Arc<Shared>, job: &ResolvedJob, action: &CreateGroup) {
+    let id = action.flow_run_id;
     if let Some(run) = shared.state().memory.runs.get_mut(&id) {
         run.record_create_accepted();
     }
@@ -309,10 +335,6 @@ async fn send_create(
     );
     tracing::info!(flow_run.id = %id, container_group = %action.group_name, "container group created");
     run_logs::worker(shared, id, Level::Info, message).await;
-}
-
-fn options(job: &ResolvedJob) -> JobOptions {
-    job.options()
 }
 
 /// Logs an ARM failure and records it when it ends the run.
